@@ -1,0 +1,150 @@
+"""Turn a record's media requests into tar members and measured media items (one ffmpeg process per clip).
+
+`cut_record(record, profile)` returns a `Cut` or raises `MediaError` with a specific reason (missing, empty or
+corrupt file, no audio stream...). The Crab+ profile is the default: 224x224 frames, 10 frames for video tasks,
+4 for emotion tasks, 16 kHz mono audio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from avuie import media
+from avuie.builders.base import AudioMedia, Cut, ImageMedia, MaskMedia, Record, VideoMedia
+from avuie.schemas import MediaItem, TaskFamily
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What the media of a sample look like: frame size, frames per clip by family, audio rate."""
+
+    frame_size: tuple[int, int] = (224, 224)
+    video_frames: int = 10
+    emotion_frames: int = 4
+    sample_rate: int = 16000
+
+    def frames_for(self, family: TaskFamily) -> int:
+        """The default number of frames of a clip for a task family."""
+        return self.emotion_frames if family == TaskFamily.emotion_recognition else self.video_frames
+
+
+def _audio_name(role: str, prefix: str = "") -> str:
+    return f"{prefix}audio.wav" if role == "audio" else f"{prefix}{role}.wav"
+
+
+def _check_exists(path: Path) -> None:
+    if not Path(path).exists():
+        raise media.MediaError("missing_file", f"{path} does not exist")
+
+
+def cut_record(
+    record: Record, family: TaskFamily, profile: Profile = Profile()
+) -> tuple[Cut, dict[str, str]]:
+    """Cut every medium of a record; return the Cut and the sha256 of each raw file used."""
+    cut = Cut()
+    checksums: dict[str, str] = {}
+    for req in record.media:
+        _check_exists(req.path)
+        checksums[str(req.path)] = media.sha256_file(req.path)
+        if isinstance(req, VideoMedia):
+            _cut_video(cut, req, family, profile)
+        elif isinstance(req, AudioMedia):
+            _cut_audio(cut, req, profile)
+        elif isinstance(req, ImageMedia):
+            data, original = media.load_image(req.path, size=profile.frame_size)
+            cut.files[req.file] = data
+            w, h = profile.frame_size
+            cut.media.append(
+                MediaItem(
+                    kind="image",
+                    role=req.role,
+                    files=[req.file],
+                    source_path=str(req.path),
+                    size=(w, h),
+                    original_size=tuple(original),
+                )
+            )
+        elif isinstance(req, MaskMedia):
+            cut.masks[req.role] = media.load_mask(req.path)
+            cut.mask_paths[req.role] = str(req.path)
+        else:  # pragma: no cover - the request types are closed
+            raise TypeError(f"unknown media request {req!r}")
+    return cut, checksums
+
+
+def _cut_video(cut: Cut, req: VideoMedia, family: TaskFamily, profile: Profile) -> None:
+    n = req.num_frames or profile.frames_for(family)
+    clip = media.extract_clip(
+        req.path,
+        start=req.start,
+        duration=req.duration,
+        num_frames=n,
+        size=profile.frame_size,
+        with_audio=req.audio_role is not None,
+        sample_rate=profile.sample_rate,
+        require_audio=req.audio_role is not None,
+    )
+    names = [f"{req.prefix}frame_{i:02d}.jpg" for i in range(len(clip.frames))]
+    cut.files.update(zip(names, clip.frames, strict=False))
+    w, h = profile.frame_size
+    cut.media.append(
+        MediaItem(
+            kind="video_frames",
+            role=req.role,
+            files=names,
+            source_path=str(req.path),
+            duration=round(clip.duration, 3),
+            start=req.start,
+            fps=clip.fps,
+            frame_times=[round(t, 3) for t in clip.frame_times],
+            frame_count=len(names),
+            size=(w, h),
+            original_size=tuple(clip.original_size),
+        )
+    )
+    if req.audio_role is not None and clip.audio is not None:
+        name = _audio_name(req.audio_role, req.prefix)
+        cut.files[name] = clip.audio
+        cut.media.append(
+            MediaItem(
+                kind="audio",
+                role=req.audio_role,
+                files=[name],
+                source_path=str(req.path),
+                duration=round(clip.audio_num_samples / profile.sample_rate, 3),
+                start=req.start,
+                sample_rate=profile.sample_rate,
+                channels=1,
+                num_samples=clip.audio_num_samples,
+                segments=_windows(req.audio_windows, clip.audio_num_samples / profile.sample_rate),
+            )
+        )
+
+
+def _windows(windows: list[tuple[float, float]] | None, seconds: float) -> list[tuple[float, float]] | None:
+    if windows is None:
+        return None
+    # Clamp to what the audio really holds (ffmpeg builds differ by a few milliseconds).
+    return [(float(s), float(min(e, max(seconds, s)))) for s, e in windows if s < seconds]
+
+
+def _cut_audio(cut: Cut, req: AudioMedia, profile: Profile) -> None:
+    audio = media.extract_audio(
+        req.path, start=req.start, duration=req.duration, sample_rate=profile.sample_rate
+    )
+    cut.files[req.file] = audio.wav
+    cut.media.append(
+        MediaItem(
+            kind="audio",
+            role=req.role,
+            files=[req.file],
+            source_path=str(req.path),
+            duration=round(audio.num_samples / profile.sample_rate, 3),
+            start=req.start,
+            sample_rate=profile.sample_rate,
+            channels=1,
+            num_samples=audio.num_samples,
+            segments=_windows(req.windows, audio.num_samples / profile.sample_rate),
+        )
+    )

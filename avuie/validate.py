@@ -1,0 +1,90 @@
+"""`avuie validate`: re-read every shard of a build and re-validate every sample against the contract.
+
+Checks per sample: the JSON validates as a `Sample` (with its masks as context, so points must lie inside them),
+every media file named by the sample is in the tar, the content hash matches the bytes, and each shard's samples
+match its manifest rows.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from pydantic import ValidationError
+
+from avuie.builders.base import error_text
+from avuie.pipeline import content_hash
+from avuie.schemas import Sample
+from avuie.shards.writer import iter_tar_samples
+
+
+def _decode_mask(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("L")) > 0
+
+
+def validate_sample(key: str, members: dict[str, bytes]) -> tuple[str, str | None]:
+    """Validate one tar sample; return (id or key, error or None)."""
+    if "json" not in members:
+        return key, "no .json member"
+    try:
+        raw = json.loads(members["json"])
+    except json.JSONDecodeError as exc:
+        return key, f"unreadable JSON: {exc}"
+    sid = raw.get("id", key)
+    try:
+        masks = {n: _decode_mask(members[n]) for n in members if n.startswith("mask") and n.endswith(".png")}
+        sample = Sample.model_validate(raw, context={"masks": masks})
+    except ValidationError as exc:
+        return sid, error_text(exc)
+    except OSError as exc:
+        return sid, f"unreadable mask: {exc}"
+    if sample.key != key:
+        return sid, f"tar key {key} differs from the sample key {sample.key}"
+    files = {}
+    for name in sample.media_files():
+        if name not in members:
+            return sid, f"media file {name} is missing from the tar"
+        files[name] = members[name]
+    extra = set(members) - set(files) - {"json"}
+    if extra:
+        return sid, f"unexpected members {sorted(extra)}"
+    if content_hash(raw, files) != sample.content_hash:
+        return sid, "content hash does not match the sample's bytes"
+    return sid, None
+
+
+def validate_build(out: Path) -> dict[str, Any]:
+    """Validate every tar under `out` (recursively); return counts and failures."""
+    out = Path(out)
+    failures: list[dict[str, str]] = []
+    count = 0
+    tars = sorted(out.rglob("*.tar"))
+    for tar in tars:
+        marker_ids = None
+        build = tar.parent.parent.parent
+        name = tar.name[: -len(".tar")]
+        marker = tar.parent / f"{name.rsplit('-', 1)[0] if name.count('-') > 3 else name}.done.json"
+        if marker.exists():
+            done = json.loads(marker.read_text())
+            rel = str(tar.relative_to(build))
+            marker_ids = {r["id"] for r in done["manifest"] if r["shard"] == rel}
+        seen = set()
+        try:
+            for key, members in iter_tar_samples(tar):
+                count += 1
+                sid, err = validate_sample(key, members)
+                seen.add(sid)
+                if err:
+                    failures.append({"id": sid, "shard": str(tar), "error": err})
+        except Exception as exc:  # noqa: BLE001 - a broken tar is a failure to report, not a crash
+            failures.append({"id": str(tar), "shard": str(tar), "error": f"unreadable tar: {exc}"})
+            continue
+        if marker_ids is not None and marker_ids != seen:
+            failures.append(
+                {"id": str(tar), "shard": str(tar), "error": "samples differ from the manifest rows"}
+            )
+    return {"samples": count, "shards": len(tars), "failures": failures}

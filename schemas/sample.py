@@ -1,0 +1,204 @@
+"""The sample contract: what every sample in a shard says (INTERFACE.md, docs/DESIGN.md).
+
+`Sample` validates the whole: the family matches the target kind, the labels come from the source's class list,
+the media the family needs are present, the answer is the rendering of the target and the response ends with it,
+and (when the caller passes the decoded masks as validation context `{"masks": {file: bool array}}`) every point
+lies inside its object's mask.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+
+from .tags import TAG_NAMES, render_answer
+from .targets import FAMILY_KINDS, Target, TaskFamily, target_labels
+from .vocab import vocabulary
+
+SCHEMA_VERSION = "1"
+
+MediaKind = Literal["video_frames", "audio", "image", "mask"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MediaItem(_Model):
+    """One medium of a sample: its kind, role, member files inside the tar sample and what was measured."""
+
+    kind: MediaKind
+    role: str
+    files: list[str] = Field(min_length=1)
+    source_path: str = ""
+    duration: float | None = None
+    start: float | None = None
+    fps: float | None = None
+    frame_times: list[float] | None = None
+    frame_count: int | None = None
+    size: tuple[int, int] | None = None
+    original_size: tuple[int, int] | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    num_samples: int | None = None
+    segments: list[tuple[float, float]] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MediaItem:
+        for f in self.files:
+            if not re.fullmatch(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*\.[a-z0-9]+", f):
+                raise ValueError(f"media file name {f!r} is not a plain tar member suffix")
+        if (
+            self.kind == "video_frames"
+            and self.frame_count is not None
+            and self.frame_count != len(self.files)
+        ):
+            raise ValueError("frame_count differs from the number of frame files")
+        if self.kind in ("audio",) and self.sample_rate is not None and self.sample_rate <= 0:
+            raise ValueError("sample_rate must be positive")
+        return self
+
+
+class ReasoningInfo(_Model):
+    """How the reasoning chain was made."""
+
+    kind: Literal["template", "model", "fallback", "human"] = "template"
+    model: str | None = None
+    prompt_version: str | None = None
+    checked: bool = False
+    attempts: int = 0
+    check_outcome: str | None = None
+    fallback_reason: str | None = None
+    flagged: bool = False
+    usage: dict[str, int] = Field(default_factory=dict)
+
+
+class Provenance(_Model):
+    """Where a sample came from."""
+
+    annotation_file: str
+    annotation_row: int | str | None = None
+    builder: str
+    builder_version: str
+    raw_checksums: dict[str, str] = Field(default_factory=dict)
+
+
+def make_sample_id(source: str, split: str, native_id: str) -> str:
+    """The stable id `<source>/<split>/<native_id>`."""
+    return f"{source}/{split}/{native_id}"
+
+
+def make_key(sample_id: str) -> str:
+    """The WebDataset key of a sample id: a readable slug plus 8 hex of its sha1 (no dots, unique)."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", sample_id).strip("_")[:80]
+    return f"{slug}_{hashlib.sha1(sample_id.encode()).hexdigest()[:8]}"
+
+
+# Media each target kind needs: kind -> {media kind: minimum count}.
+_NEEDS: dict[str, dict[str, int]] = {
+    "single_event": {"video_frames": 1, "audio": 1},
+    "dense_events": {"video_frames": 1, "audio": 1},
+    "av_parsing": {"video_frames": 1, "audio": 1},
+    "open_qa": {"video_frames": 1, "audio": 1},
+    "multiple_choice": {"video_frames": 1, "audio": 1},
+    "caption": {"video_frames": 1, "audio": 1},
+    "classification": {"video_frames": 1, "audio": 1},
+    "segmentation": {"image": 1, "audio": 1, "mask": 1},
+    "referring_segmentation": {"image": 1, "audio": 1},
+    "grounding": {"image": 1, "audio": 1},
+}
+
+_TAG_RE = re.compile(r"<\s*/?\s*(" + "|".join(TAG_NAMES) + r")\s*>", re.IGNORECASE)
+
+
+class Sample(_Model):
+    """One AV-UIE v2 sample."""
+
+    schema_version: str = SCHEMA_VERSION
+    id: str
+    key: str
+    source: str
+    family: TaskFamily
+    split: str
+    native_id: str
+    media: list[MediaItem] = Field(min_length=1)
+    instruction: str = Field(min_length=1)
+    target: Target
+    answer: str
+    reasoning: str = Field(min_length=1)
+    response: str
+    reasoning_info: ReasoningInfo = Field(default_factory=ReasoningInfo)
+    provenance: Provenance
+    license: str
+    content_hash: str = ""
+
+    @model_validator(mode="after")
+    def _contract(self, info: ValidationInfo) -> Sample:
+        if self.id != make_sample_id(self.source, self.split, self.native_id):
+            raise ValueError(f"id {self.id!r} is not <source>/<split>/<native_id>")
+        if self.key != make_key(self.id):
+            raise ValueError(f"key {self.key!r} is not make_key(id)")
+        kind = self.target.kind
+        if kind not in FAMILY_KINDS[self.family]:
+            raise ValueError(f"a {self.family.value} sample cannot carry a {kind!r} target")
+        vocab = vocabulary(self.source)
+        if vocab is not None:
+            for label in target_labels(self.target):
+                if label not in vocab:
+                    raise ValueError(f"label {label!r} is not in the {self.source} class list")
+        self._check_media()
+        expected = render_answer(self.target)
+        if self.answer != expected:
+            raise ValueError(f"answer {self.answer!r} is not the rendering of the target ({expected!r})")
+        if not self.response.endswith(self.answer):
+            raise ValueError("the response must end with the tagged answer")
+        if _TAG_RE.search(self.reasoning):
+            raise ValueError("the reasoning may not contain answer tags; the answer comes after it")
+        masks = (info.context or {}).get("masks") if info is not None else None
+        if masks:
+            self._check_points(masks)
+        return self
+
+    def _check_media(self) -> None:
+        counts: dict[str, int] = {}
+        for m in self.media:
+            counts[m.kind] = counts.get(m.kind, 0) + 1
+        t: Any = self.target
+        if t.kind == "matching":
+            need = (
+                {"audio": 1, "video_frames": 2} if t.direction == "a2v" else {"video_frames": 1, "audio": 2}
+            )
+        else:
+            need = _NEEDS[t.kind]
+        for kind, n in need.items():
+            if counts.get(kind, 0) < n:
+                raise ValueError(f"a {t.kind!r} sample needs {n} {kind} media, has {counts.get(kind, 0)}")
+        files = {f for m in self.media for f in m.files}
+        for g in getattr(t, "groups", []):
+            if g.mask not in files:
+                raise ValueError(f"object {g.label!r}: its mask {g.mask!r} is not among the media")
+        names = [f for m in self.media for f in m.files]
+        if len(names) != len(set(names)):
+            raise ValueError("two media share a file name")
+
+    def _check_points(self, masks: dict[str, Any]) -> None:
+        for g in getattr(self.target, "groups", []):
+            mask = masks.get(g.mask)
+            if mask is None:
+                continue
+            h, w = mask.shape[:2]
+            for x, y in g.points:
+                if not (0 <= x < w and 0 <= y < h and bool(mask[y, x])):
+                    raise ValueError(f"object {g.label!r}: point {[x, y]} is not inside its mask")
+
+    def media_files(self) -> list[str]:
+        """Every tar member suffix of this sample's media, in order."""
+        return [f for m in self.media for f in m.files]
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a sample."""
+    return Sample.model_json_schema()
