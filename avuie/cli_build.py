@@ -90,9 +90,11 @@ def build_one(
     reasoning_opts: dict[str, Any],
 ) -> dict[str, Any]:
     """Build one source (its bundled sample when `raw` is None) into `out`, with a progress bar."""
+    from avuie.builders import get_builder
     from avuie.pipeline import BuildConfig, build
     from avuie.samples import ensure_sample
 
+    get_builder(source, **params)  # unknown source: KeyError naming the known ones
     if raw is None:
         raw = ensure_sample(source)
         console.print(f"[dim]{source}: using the bundled sample at {raw}[/dim]")
@@ -238,7 +240,7 @@ def register(app: typer.Typer) -> None:
             try:
                 stats = build_one(source, raw, target, **kw)
             except (BuilderError, KeyError, FileNotFoundError) as exc:
-                console.print(f"[red]error:[/red] {exc}")
+                console.print(f"[red]error:[/red] {exc.args[0] if exc.args else exc}")
                 raise typer.Exit(2) from exc
             _print_stats(source, stats)
             console.print(f"shards and manifest in {target}")

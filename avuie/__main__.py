@@ -1,0 +1,5 @@
+"""`python -m avuie` runs the CLI."""
+
+from avuie.cli import app
+
+app()

@@ -1,0 +1,231 @@
+"""The build pipeline end to end on AVE: real annotations, the bundled sample, bad inputs, kill and resume."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+import wave
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from avuie.cli import app
+from avuie.synth import make_video, truncate_file
+from tests.buildkit import assert_build_ok, build_source, scan_counts
+
+runner = CliRunner()
+
+
+def test_scan_real_ave_annotations(real_root):
+    counts = scan_counts("ave", real_root / "ave" / "AVE_Dataset")
+    assert {s: c["records"] for s, c in counts.items()} == {"train": 3339, "val": 402, "test": 402}
+    assert all(c["rejected"] == 0 for c in counts.values())
+    # The real release copy holds one clip: every other test video is reported missing.
+    assert counts["test"]["media_missing"] == 401
+
+
+def test_scan_cli_prints_one_json_object(real_root):
+    result = runner.invoke(
+        app, ["scan", "--source", "ave", "--raw", str(real_root / "ave" / "AVE_Dataset"), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["source"] == "ave"
+    assert report["splits"]["train"]["records"] == 3339
+
+
+def test_real_ave_clip_builds_end_to_end(real_root, tmp_path):
+    out = tmp_path / "ave_real"
+    stats = build_source("ave", out, raw=real_root / "ave" / "AVE_Dataset", splits=["test"])
+    s = stats["splits"]["test"]
+    assert s["in"] == 402 and s["written"] == 1 and s["rejected"] == 401
+    assert s["reasons"] == {"missing_file": 401}
+    items = assert_build_ok(out, stats)
+    assert items[0]["sample"]["native_id"].startswith("-67UNKFmRLk_")
+
+
+def test_bundled_sample_builds_with_the_asked_media(tmp_path):
+    out = tmp_path / "ave"
+    stats = build_source("ave", out)
+    assert stats["totals"] == {"in": 6, "written": 6, "rejected": 0}
+    items = assert_build_ok(out, stats, min_written=6)
+    ids = {it["sample"]["id"] for it in items}
+    # the video with two events gives two samples
+    assert {
+        "ave/train/-ccciEuH9FE_male_speech_man_speaking",
+        "ave/train/-ccciEuH9FE_female_speech_woman_speaking",
+    } <= ids
+    for it in items:
+        frames = sorted(f for f in it["files"] if f.startswith("frame_"))
+        assert len(frames) == 10
+        assert Image.open(io.BytesIO(it["files"][frames[0]])).size == (224, 224)
+        with wave.open(io.BytesIO(it["files"]["audio.wav"])) as w:
+            assert w.getframerate() == 16000 and w.getnchannels() == 1
+            assert abs(w.getnframes() / 16000 - 10.0) < 0.05
+        video = next(m for m in it["sample"]["media"] if m["kind"] == "video_frames")
+        assert video["original_size"] == [160, 120]
+        assert abs(video["duration"] - 10.0) < 0.05
+        times = video["frame_times"]
+        assert times == sorted(times) and 0 < times[0] < 1 and 9 < times[-1] < 10
+        audio = next(m for m in it["sample"]["media"] if m["kind"] == "audio")
+        assert len(audio["segments"]) == 10
+    manifest = pq.read_table(out / "manifest.parquet").to_pylist()
+    assert len(manifest) == 6 and all(r["reasoning_kind"] == "template" for r in manifest)
+    build_info = json.loads((out / "build.json").read_text())
+    assert build_info["source"] == "ave" and "ffmpeg" in build_info["versions"]
+
+
+def _bad_tree(root: Path) -> Path:
+    ds = root / "AVE_Dataset"
+    (ds / "AVE").mkdir(parents=True)
+    make_video(ds / "AVE" / "good0000000.mp4", duration=10, size=(96, 72), fps=5)
+    make_video(ds / "AVE" / "noaudio0000.mp4", duration=10, size=(96, 72), fps=5, audio=False)
+    make_video(ds / "AVE" / "truncated00.mp4", duration=10, size=(96, 72), fps=5)
+    truncate_file(ds / "AVE" / "truncated00.mp4", 0.3)
+    (ds / "AVE" / "empty000000.mp4").write_bytes(b"")
+    rows = [
+        "Bark&good0000000&good&0&4",
+        "Bark&noaudio0000&good&0&4",
+        "Bark&truncated00&good&0&4",
+        "Bark&empty000000&good&0&4",
+        "Bark&missing0000&good&0&4",
+        "Bark&good0000000&good&zero&4",
+        "Bark&spanbad0000&good&7&3",
+        "Unicorn&good0000000&good&0&4",
+        "Bark&only-four-fields&0&4",
+    ]
+    (ds / "trainSet.txt").write_text("\n".join(rows) + "\n")
+    return ds
+
+
+def test_bad_inputs_end_in_rejects_with_specific_reasons(tmp_path):
+    raw = _bad_tree(tmp_path / "raw")
+    out = tmp_path / "out"
+    stats = build_source("ave", out, raw=raw)
+    s = stats["splits"]["train"]
+    assert s["in"] == 9 and s["written"] == 1 and s["in"] == s["written"] + s["rejected"]
+    rejects = pq.read_table(out / "rejects.parquet").to_pylist()
+    by_row = {int(r["annotation_row"]): r["reason"] for r in rejects}
+    assert by_row == {
+        2: "no_audio_stream",
+        3: "corrupt_media",
+        4: "empty_file",
+        5: "missing_file",
+        6: "malformed_row",
+        7: "invalid_span",
+        8: "unknown_class",
+        9: "malformed_row",
+    }
+    assert all(r["detail"] for r in rejects)
+    assert_build_ok(out, stats)
+
+
+def _many_clips(root: Path, n: int) -> Path:
+    ds = root / "AVE_Dataset"
+    (ds / "AVE").mkdir(parents=True)
+    rows = []
+    for i in range(n):
+        vid = f"clip{i:07d}"
+        make_video(ds / "AVE" / f"{vid}.mp4", duration=10, size=(96, 72), fps=5, freq=200 + 50 * i)
+        rows.append(f"Bark&{vid}&good&{i % 5}&{5 + i % 5}")
+    (ds / "trainSet.txt").write_text("\n".join(rows) + "\n")
+    return ds
+
+
+def _manifest(out: Path) -> list[tuple[str, str]]:
+    rows = pq.read_table(out / "manifest.parquet").to_pylist()
+    return sorted((r["id"], r["content_hash"]) for r in rows)
+
+
+def test_sigkill_midway_then_rerun_equals_uninterrupted(tmp_path):
+    raw = _many_clips(tmp_path / "raw", 10)
+    ref = tmp_path / "ref"
+    build_source("ave", ref, raw=raw, shard_size=1)
+    out = tmp_path / "killed"
+    cmd = [
+        sys.executable,
+        "-m",
+        "avuie",
+        "build",
+        "--source",
+        "ave",
+        "--raw",
+        str(raw),
+        "--out",
+        str(out),
+        "--shard-size",
+        "1",
+        "--workers",
+        "1",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("shards/*/*.done.json"))) < 3:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = len(list(out.glob("shards/*/*.done.json")))
+    assert 3 <= finished < 10, "the build must be killed midway"
+    assert not (out / "manifest.parquet").exists()
+    result = runner.invoke(
+        app, ["build", "--source", "ave", "--raw", str(raw), "--out", str(out), "--shard-size", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["shards_skipped"] == finished
+    assert _manifest(out) == _manifest(ref)
+    assert not list(out.rglob("*.tmp"))
+    for tar in out.glob("shards/*/*.tar"):
+        with tarfile.open(tar) as t:
+            assert len(t.getmembers()) == 12  # json + 10 frames + audio
+
+
+def test_validate_catches_a_tampered_shard(tmp_path):
+    out = tmp_path / "ave"
+    build_source("ave", out)
+    assert runner.invoke(app, ["validate", str(out)]).exit_code == 0
+    tar_path = next(out.glob("shards/train/*.tar"))
+    members = []
+    with tarfile.open(tar_path) as t:
+        for m in t.getmembers():
+            members.append((m, t.extractfile(m).read()))
+    with tarfile.open(tar_path, "w") as t:
+        for m, data in members:
+            if m.name.endswith(".json"):
+                d = json.loads(data)
+                d["target"]["end"] = 2 if d["target"]["start"] < 2 else 10
+                data = json.dumps(d).encode()
+                m.size = len(data)
+            t.addfile(m, io.BytesIO(data))
+    result = runner.invoke(app, ["validate", str(out)])
+    assert result.exit_code == 1
+    assert "FAIL ave/train/" in result.output
+
+
+def test_build_cli_refuses_unknown_source_and_bad_raw(tmp_path):
+    result = runner.invoke(app, ["build", "--source", "nope", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "unknown source" in result.output
+    result = runner.invoke(
+        app, ["build", "--source", "ave", "--raw", str(tmp_path), "--out", str(tmp_path / "y")]
+    )
+    assert result.exit_code == 2 and "AVE_Dataset" in result.output
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+def test_limit_and_split_select_records(tmp_path, limit):
+    out = tmp_path / "ave"
+    result = runner.invoke(
+        app, ["build", "--source", "ave", "--out", str(out), "--split", "train", "--limit", str(limit)]
+    )
+    assert result.exit_code == 0, result.output
+    stats = json.loads((out / "stats.json").read_text())
+    assert list(stats["splits"]) == ["train"] and stats["splits"]["train"]["written"] == limit
