@@ -1,9 +1,161 @@
-"""Commands of this area (see avuie/cli.py)."""
+"""Evaluation commands: eval (score predictions with each benchmark's metric) and transfer (multi vs single)."""
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=True)
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal and os.environ.get("AVUIE_PROGRESS") != "1",
+    )
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _headline(metrics: dict) -> str:
+    """The scalar metrics of a task (nested levels flattened one deep), for the summary table."""
+    parts = []
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            parts.append(f"{key}={value:.4f}")
+        elif (
+            isinstance(value, dict)
+            and all(isinstance(v, (int, float)) for v in value.values())
+            and len(value) <= 6
+        ):
+            parts.extend(f"{key}.{k}={v:.4f}" for k, v in value.items() if isinstance(v, float))
+    return "  ".join(parts)
+
+
+def eval_command(
+    pred: Path = typer.Option(
+        ..., "--pred", help='Predictions JSONL: one {"id", "response"} a line (avuie predict).'
+    ),
+    data: Path = typer.Option(
+        ..., "--data", help="Build directory (or a root of several) holding the shards."
+    ),
+    task: list[str] = typer.Option(
+        None, "--task", help="Score only this source (repeatable), e.g. --task ave."
+    ),
+    all_tasks: bool = typer.Option(
+        False, "--all", help="Score every source that has predictions (the default)."
+    ),
+    to: Path = typer.Option(None, "--to", help="Write the full JSON report here."),
+    mask_backend: str = typer.Option(
+        "auto", help="Prompt-to-mask step: auto (SAM2 if usable, else box), sam2, box."
+    ),
+    sam2_checkpoint: Path = typer.Option(
+        None, help="Local SAM2 checkpoint (default: $AVUIE_SAM2_CHECKPOINT)."
+    ),
+) -> None:
+    """Score model responses against the ground truth of a build, with each benchmark's own metric."""
+    from avuie.eval.runner import evaluate
+    from avuie.schemas import VOCABULARIES
+
+    if task and all_tasks:
+        raise typer.BadParameter("give --task NAME or --all, not both")
+    unknown = sorted(set(task or []) - set(VOCABULARIES))
+    if unknown:
+        raise typer.BadParameter(f"unknown task(s) {unknown}; known: {', '.join(sorted(VOCABULARIES))}")
+    with _progress() as bar:
+        ids: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in ids:
+                ids[stage] = bar.add_task(stage, total=total)
+            bar.update(ids[stage], completed=done, total=total)
+
+        try:
+            report = evaluate(
+                pred, data, task or None, mask_backend, str(sam2_checkpoint or "") or None, progress
+            )
+        except (FileNotFoundError, ValueError) as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+    table = Table(title=f"avuie eval: {pred}")
+    for col in ("task", "n", "unparseable", "primary", "value", "metrics"):
+        table.add_column(col)
+    for name, result in report["tasks"].items():
+        primary = result["primary"]
+        table.add_row(name, str(result["n"]), str(result["n_unparseable"]), primary["metric"],
+                      _fmt(primary["value"]), _headline(result["metrics"]))  # fmt: skip
+    console.print(table)
+    if report["mask_backend"]:
+        reason = f" ({report['mask_backend_reason']})" if report["mask_backend_reason"] else ""
+        console.print(f"masks from text: {report['mask_backend']}{reason}")
+    if report["n_unknown_ids"]:
+        console.print(f"[yellow]{report['n_unknown_ids']} predicted ids are not in {data}[/yellow]")
+    if to:
+        to.parent.mkdir(parents=True, exist_ok=True)
+        to.write_text(json.dumps(report, indent=2))
+        console.print(f"report written to {to}")
+
+
+def transfer_command(
+    single: list[Path] = typer.Option(
+        ..., "--single", help="Single-task eval report(s) or run dir(s) (repeatable)."
+    ),
+    multi: Path = typer.Option(..., "--multi", help="The multi-task eval report or run dir."),
+    to: Path = typer.Option(None, "--to", help="Write the transfer report JSON here."),
+    chart: Path = typer.Option(Path("transfer.png"), "--chart", help="Where to draw the PNG bar chart."),
+    tolerance: float = typer.Option(
+        0.0, help="A task counts as positive transfer when its gain exceeds this."
+    ),
+) -> None:
+    """Per task, the multi-task score minus the single-task score, and the share of tasks with positive transfer."""
+    from avuie.eval.transfer import load_report, plot_transfer, transfer_report
+
+    try:
+        result = transfer_report([load_report(p) for p in single], load_report(multi), tolerance)
+    except (FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if not result["n_tasks"]:
+        console.print("[red]error:[/red] the single-task and multi-task reports share no task")
+        raise typer.Exit(1)
+    table = Table(title="multi-task transfer")
+    for col in ("task", "metric", "single", "multi", "gain"):
+        table.add_column(col)
+    for name, row in result["tasks"].items():
+        style = "green" if row["positive"] else "red"
+        table.add_row(
+            name, row["metric"], _fmt(row["single"]), _fmt(row["multi"]), f"[{style}]{row['gain']:+.4f}"
+        )
+    console.print(table)
+    console.print(f"positive transfer on {result['n_positive']}/{result['n_tasks']} tasks "
+                  f"({result['share_positive']:.0%}), mean gain {result['mean_gain']:+.4f}")  # fmt: skip
+    for side in ("single_only", "multi_only"):
+        if result[side]:
+            console.print(
+                f"[yellow]not compared ({side.replace('_', ' ')}): {', '.join(result[side])}[/yellow]"
+            )
+    result["chart"] = str(plot_transfer(result, chart))
+    console.print(f"chart written to {chart}")
+    if to:
+        to.parent.mkdir(parents=True, exist_ok=True)
+        to.write_text(json.dumps(result, indent=2))
+        console.print(f"transfer report written to {to}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add this module's commands to the app: eval, transfer."""
+    app.command("eval")(eval_command)
+    app.command("transfer")(transfer_command)

@@ -1,0 +1,172 @@
+"""Read what `avuie eval` scores: predictions (JSONL) and the ground-truth samples of a build directory.
+
+Predictions: one JSON object a line, `{"id": "<source>/<split>/<native_id>", "response": "..."}` (what `avuie
+predict` writes). Ground truth: the shards under a build root (plain tar reading: each sample's `<key>.json`
+member, its mask PNGs `<key>.mask_N.png`, and its image when SAM2 needs it). Where `manifest.parquet` files
+exist, only the shards holding predicted ids are opened, and the manifest counts the samples left unpredicted.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class GroundTruth:
+    """One ground-truth sample: ids, its target (pydantic), decoded masks {file: bool array}, optional image."""
+
+    id: str
+    source: str
+    family: str
+    split: str
+    target: Any
+    masks: dict[str, np.ndarray] = field(default_factory=dict)
+    image: np.ndarray | None = None
+
+
+def read_predictions(path: str | Path) -> tuple[dict[str, str], int]:
+    """Read preds.jsonl into {id: response}; returns it and the number of duplicate ids (the last one wins).
+
+    Raises ValueError naming the line of a malformed record, FileNotFoundError for a missing file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"predictions file {path} does not exist")
+    preds: dict[str, str] = {}
+    duplicates = 0
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{lineno}: not JSON ({exc.msg})") from None
+            if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+                raise ValueError(f'{path}:{lineno}: a prediction needs {{"id": str, "response": str}}')
+            response = record.get("response")
+            if response is not None and not isinstance(response, str):
+                raise ValueError(f"{path}:{lineno}: response must be a string")
+            duplicates += record["id"] in preds
+            preds[record["id"]] = response or ""
+    return preds, duplicates
+
+
+def source_of(sample_id: str) -> str:
+    """The source name of a sample id `<source>/<split>/<native_id>`."""
+    return sample_id.split("/", 1)[0]
+
+
+def _manifest_rows(root: Path) -> tuple[list[Path], list[dict[str, Any]]]:
+    """The build directories holding a manifest.parquet, and its rows (id, source, split, absolute shard)."""
+    import pyarrow.parquet as pq
+
+    dirs, rows = [], []
+    for manifest in sorted(root.glob("**/manifest.parquet")):
+        dirs.append(manifest.parent.resolve())
+        table = pq.read_table(manifest, columns=["id", "source", "split", "shard"])
+        for row in table.to_pylist():
+            row["shard"] = str((manifest.parent / row["shard"]).resolve())
+            rows.append(row)
+    return dirs, rows
+
+
+def _decode_mask(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("L")) > 0
+
+
+def _decode_image(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def _make_ground_truth(sample: dict, members: dict[str, tarfile.TarInfo], tar: tarfile.TarFile, key: str,
+                       need_image: bool) -> GroundTruth:  # fmt: skip
+    from avuie.schemas import TARGET_TYPES
+
+    target_json = sample.get("target") or {}
+    kind = target_json.get("kind")
+    if kind not in TARGET_TYPES:
+        raise ValueError(f"sample {sample.get('id')!r}: unknown target kind {kind!r}")
+    gt = GroundTruth(
+        id=sample["id"],
+        source=sample["source"],
+        family=sample.get("family", ""),
+        split=sample["split"],
+        target=TARGET_TYPES[kind].model_validate(target_json),
+    )
+    for group in target_json.get("groups") or []:
+        info = members.get(group["mask"])
+        if info is None:
+            raise ValueError(
+                f"sample {gt.id!r}: ground-truth mask {group['mask']!r} is missing from {tar.name}"
+            )
+        gt.masks[group["mask"]] = _decode_mask(tar.extractfile(info).read())
+    if need_image:
+        for item in sample.get("media", []):
+            if item.get("kind") == "image" and item["files"][0] in members:
+                gt.image = _decode_image(tar.extractfile(members[item["files"][0]]).read())
+                break
+    return gt
+
+
+def load_ground_truth(
+    root: str | Path,
+    ids: set[str],
+    need_image: Callable[[str], bool] = lambda source: False,
+    on_shard: Callable[[int, int], None] | None = None,
+) -> tuple[dict[str, GroundTruth], Counter]:
+    """Load the ground truth of `ids` from the shards under `root`.
+
+    `need_image(source)` says whether to decode a sample's image (for SAM2); `on_shard(done, total)` reports
+    progress. Returns ({id: GroundTruth}, Counter of unpredicted samples per "source/split" among the
+    source/split pairs that have predictions). Raises FileNotFoundError when `root` holds no shard.
+    """
+    root = Path(root)
+    tars = sorted(p.resolve() for p in root.glob("**/*.tar"))
+    if not tars:
+        raise FileNotFoundError(f"no shards (*.tar) under {root}: give the build directory of `avuie build`")
+    manifests, rows = _manifest_rows(root)
+    # A tar inside a build directory with a manifest is opened only when the manifest puts a predicted id in
+    # it; tars of builds without a manifest are read in full.
+    covered = {t for t in tars if any(m in t.parents for m in manifests)}
+    wanted = {row["shard"] for row in rows if row["id"] in ids}
+    tars = [t for t in tars if t not in covered or str(t) in wanted]
+    seen = [(row["id"], row["source"], row["split"]) for row in rows]
+    found: dict[str, GroundTruth] = {}
+    for done, path in enumerate(tars, 1):
+        with tarfile.open(path) as tar:
+            by_key: dict[str, dict[str, tarfile.TarInfo]] = defaultdict(dict)
+            for info in tar:
+                if info.isfile() and "." in info.name:
+                    key, _, suffix = Path(info.name).name.partition(".")
+                    by_key[key][suffix] = info
+            for key, members in by_key.items():
+                if "json" not in members:
+                    continue
+                sample = json.loads(tar.extractfile(members["json"]).read())
+                if path not in covered:
+                    seen.append((sample["id"], sample["source"], sample["split"]))
+                if sample["id"] in ids and sample["id"] not in found:
+                    found[sample["id"]] = _make_ground_truth(
+                        sample, members, tar, key, need_image(sample["source"])
+                    )
+        if on_shard:
+            on_shard(done, len(tars))
+    predicted_pairs = {(g.source, g.split) for g in found.values()}
+    unpredicted = Counter(
+        f"{src}/{split}" for sid, src, split in seen if (src, split) in predicted_pairs and sid not in ids
+    )
+    return found, unpredicted

@@ -1,0 +1,306 @@
+"""`avuie eval` end to end on a real shard build (tar + manifest) of every target kind, and `avuie transfer`."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from avuie.schemas import (
+    AVParsingTarget,
+    CaptionTarget,
+    ClassificationTarget,
+    DenseEventsTarget,
+    GroundingTarget,
+    MatchingTarget,
+    MediaItem,
+    MultipleChoiceTarget,
+    ObjectGroup,
+    OpenQATarget,
+    Provenance,
+    ReferringSegmentationTarget,
+    Sample,
+    SegmentationTarget,
+    SingleEventTarget,
+    make_key,
+    render_answer,
+)
+from avuie.schemas.vocab import (  # noqa: E501
+    AVE_CLASSES,
+    AVQA_ANSWERS,
+    AVS_CLASSES,
+    KINETICS_SOUNDS_CLASSES,
+    LLP_CLASSES,
+    MELD_EMOTIONS,
+    REFAVS_OBJECTS,
+)
+from PIL import Image
+from typer.testing import CliRunner
+
+from avuie.cli import app
+from avuie.eval.runner import evaluate
+from avuie.eval.transfer import load_report, plot_transfer, transfer_report
+
+N = 6
+FAMILY = {"ave": "event_localization", "avvp": "event_localization", "unav": "event_localization",
+          "avqa": "question_answering", "avqa_thu": "question_answering", "s4": "segmentation",
+          "ms3": "segmentation", "ref_avs": "segmentation", "arig": "segmentation", "avcap": "captioning",
+          "a2v": "cross_modal_matching", "ks": "action_recognition", "meld": "emotion_recognition"}  # fmt: skip
+CAPTIONS = ["a man plays a red guitar on a stage", "two dogs bark at a passing car in the rain",
+            "a woman sings while a piano plays softly", "children laugh and clap in a classroom",
+            "a chainsaw cuts a tree as birds sing", "an engine roars as a motorcycle speeds away"]  # fmt: skip
+
+
+def group(i: int, j: int) -> ObjectGroup:
+    x, y = 10 + 30 * j + i, 20 + 5 * j
+    box = (x, y, x + 25, y + 40)
+    return ObjectGroup(label=AVS_CLASSES[i + j], box=box, points=[(x + 2, y + 2), (x + 10, y + 20), (x + 20, y + 30)],
+                       mask=f"mask_{j}.png")  # fmt: skip
+
+
+def target(source: str, i: int):
+    if source == "ave":
+        return SingleEventTarget(label=AVE_CLASSES[i], start=i, end=i + 3)
+    if source == "avvp":
+        return AVParsingTarget(
+            audio={LLP_CLASSES[i]: [(0, 4 + i)]}, visual={LLP_CLASSES[i]: [(2, 8)], "Dog": [(0, 2)]}
+        )
+    if source == "unav":
+        return DenseEventsTarget(events=[{"label": "dog barking", "start": 2.0 * i, "end": 2.0 * i + 4.5},
+                                         {"label": "man speaking", "start": 30.0, "end": 30.0 + i + 1}], duration=60)  # fmt: skip
+    if source == "avqa":
+        qtype = "Audio/Counting" if i % 2 else "Audio-Visual/Temporal"
+        return OpenQATarget(question="Which?", answer=AVQA_ANSWERS[i], question_type=qtype)
+    if source == "avqa_thu":
+        return MultipleChoiceTarget(
+            question="What?", options=["cat", "dog", "car", "bird"], answer_index=i % 4
+        )
+    if source in ("s4", "ms3"):
+        return SegmentationTarget(groups=[group(i, j) for j in range(1 if source == "s4" else 2)])
+    if source == "ref_avs":
+        present = i % 2 == 0
+        groups = [group(i, 0).model_copy(update={"label": REFAVS_OBJECTS[i]})] if present else []
+        return ReferringSegmentationTarget(expression="the loud one", present=present, groups=groups)
+    if source == "arig":
+        return GroundingTarget(label=AVS_CLASSES[i], box=(5 * i, 10, 5 * i + 60, 90))
+    if source == "avcap":
+        return CaptionTarget(caption=CAPTIONS[i])
+    if source == "a2v":
+        labels = ("dog", "cat") if i % 2 == 0 else ("cat", "dog")
+        return MatchingTarget(direction="a2v", answer_index=i % 2, query_label="dog", candidate_labels=labels)
+    if source == "ks":
+        return ClassificationTarget(label=KINETICS_SOUNDS_CLASSES[i])
+    return ClassificationTarget(label=MELD_EMOTIONS[i % 7])
+
+
+def png(mask: np.ndarray, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(mask).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def make_sample(source: str, i: int) -> tuple[Sample, dict[str, bytes]]:
+    t = target(source, i)
+    split = ("test_s" if i % 2 == 0 else "test_n") if source == "ref_avs" else "test"
+    frame = png(np.full((224, 224, 3), 90, np.uint8), "JPEG")
+    files: dict[str, bytes] = {"audio.wav": b"RIFF"}
+    media = [MediaItem(kind="audio", role="audio", files=["audio.wav"])]
+    if source in ("s4", "ms3", "ref_avs", "arig"):
+        media.append(MediaItem(kind="image", role="image", files=["image.jpg"]))
+        files["image.jpg"] = frame
+        for g in getattr(t, "groups", []):
+            mask = np.zeros((224, 224), np.uint8)
+            x1, y1, x2, y2 = g.box
+            mask[y1 : y2 + 1, x1 : x2 + 1] = 255
+            media.append(MediaItem(kind="mask", role=g.mask[:-4], files=[g.mask]))
+            files[g.mask] = png(mask)
+    else:
+        for prefix in ("", "v1_") if source == "a2v" else ("",):
+            media.append(
+                MediaItem(kind="video_frames", role=f"video{prefix[:2]}", files=[f"{prefix}frame_00.jpg"])
+            )
+            files[f"{prefix}frame_00.jpg"] = frame
+    sid = f"{source}/{split}/{i}"
+    answer = render_answer(t)
+    sample = Sample(id=sid, key=make_key(sid), source=source, family=FAMILY[source], split=split, native_id=str(i),
+                    media=media, instruction="<video> <audio> Answer.", target=t, answer=answer,
+                    reasoning="I look and listen.", response=f"I look and listen. {answer}",
+                    provenance=Provenance(annotation_file="a.txt", builder=source, builder_version="1"),
+                    license="test")  # fmt: skip
+    return sample, files
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory) -> tuple[Path, list[Sample]]:
+    root = tmp_path_factory.mktemp("build")
+    samples, rows = [], []
+    for source in FAMILY:
+        out = root / source
+        tar_path = out / "shards" / "test" / f"{source}-test-00000.tar"
+        tar_path.parent.mkdir(parents=True)
+        with tarfile.open(tar_path, "w") as tar:
+            for i in range(N):
+                sample, files = make_sample(source, i)
+                members = {"json": sample.model_dump_json().encode(), **files}
+                for suffix, data in members.items():
+                    info = tarfile.TarInfo(f"{sample.key}.{suffix}")
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+                samples.append(sample)
+                rows.append({"id": sample.id, "key": sample.key, "source": source, "split": sample.split,
+                             "shard": str(tar_path.relative_to(out))})  # fmt: skip
+        mine = [r for r in rows if r["source"] == source]
+        pq.write_table(pa.Table.from_pylist(mine), out / "manifest.parquet")
+    return root, samples
+
+
+def write_preds(path: Path, samples: list[Sample], edit=lambda s: s.response) -> Path:
+    path.write_text("".join(json.dumps({"id": s.id, "response": edit(s)}) + "\n" for s in samples))
+    return path
+
+
+def test_perfect_predictions_score_perfectly_on_every_task(build, tmp_path):
+    root, samples = build
+    report = evaluate(write_preds(tmp_path / "p.jsonl", samples), root, mask_backend="box")
+    assert set(report["tasks"]) == set(FAMILY) and report["mask_backend"] == "box_fill"
+    for task, result in report["tasks"].items():
+        assert result["n"] == N and result["n_unparseable"] == 0 and result["n_unpredicted"] == 0, task
+        expected = 10.0 if task == "avcap" else 1.0  # CIDEr's scale
+        assert result["primary"]["value"] == pytest.approx(expected, abs=1e-6), task
+    metrics = report["tasks"]
+    assert metrics["avvp"]["metrics"]["event"]["event_av"] == 1.0
+    assert (
+        metrics["ref_avs"]["metrics"]["test_n"]["S"] == 0.0
+        and metrics["ref_avs"]["metrics"]["test_s"]["F"] == 1.0
+    )
+    assert metrics["arig"]["metrics"]["auc"] == pytest.approx(1.0)
+    assert metrics["meld"]["metrics"]["uar"] == 1.0 and "uar" not in metrics["ks"]["metrics"]
+    assert set(metrics["avqa"]["metrics"]["by_modality"]) == {"Audio", "Audio-Visual"}
+
+
+def test_unparseable_wrong_and_missing_predictions(build, tmp_path):
+    root, samples = build
+    chosen = [s for s in samples if s.source in ("ave", "ks", "ref_avs", "s4")]
+    wrong = {"ave/test/0", "ks/test/0"}
+    garbled = {s.id for s in chosen if s.source in ("ref_avs", "s4") and s.native_id == "0"}
+
+    def edit(s: Sample) -> str:
+        if s.id in garbled:
+            return "I cannot tell."
+        if s.id in wrong:
+            return (
+                "<event>Bark</event> <range>0,10</range>" if s.source == "ave" else "<answer>bowling</answer>"
+            )
+        return s.response
+
+    preds = write_preds(tmp_path / "p.jsonl", [s for s in chosen if s.native_id != "5"], edit)
+    with preds.open("a") as fh:
+        fh.write(json.dumps({"id": "ks/test/999", "response": "<answer>x</answer>"}) + "\n")
+    report = evaluate(preds, root, tasks=["ave", "ks", "s4", "ref_avs"], mask_backend="auto")
+    tasks = report["tasks"]
+    assert report["n_unknown_ids"] == 1 and report["unknown_ids"] == ["ks/test/999"]
+    assert tasks["ks"]["n"] == N - 1 and tasks["ks"]["n_unpredicted"] == 1
+    assert tasks["ks"]["primary"]["value"] == pytest.approx((N - 2) / (N - 1))
+    # ave sample 0: truth Church bell [0,3); answer Bark [0,10) -> 0 of 10 segments right
+    assert tasks["ave"]["primary"]["value"] == pytest.approx((N - 2) / (N - 1))
+    assert tasks["s4"]["n_unparseable"] == 1 and tasks["s4"]["metrics"]["mIoU"] == pytest.approx(
+        (N - 2) / (N - 1)
+    )
+    assert tasks["s4"]["mask_backend"] == "box_fill" and "sam2" in report["mask_backend_reason"]
+    assert tasks["ref_avs"]["n_unparseable"] == 1 and tasks["ref_avs"]["metrics"]["presence_accuracy"] < 1
+
+
+def test_box_fill_of_a_disc_mask_is_imperfect_and_constraint_breaks_still_score(build, tmp_path):
+    root, samples = build
+    arig = [s for s in samples if s.source == "arig"]
+    # a box past the frame breaks the target's constraint: scored as written, counted
+    preds = write_preds(tmp_path / "p.jsonl", arig, lambda s: s.response.replace(",90]", ",300]"))
+    result = evaluate(preds, root, tasks=["arig"])["tasks"]["arig"]
+    assert result["n_constraint_violations"] == N and result["n_unparseable"] == 0
+    assert 0 < result["metrics"]["mean_iou"] < 1 and result["metrics"]["class_accuracy"] == 1.0
+
+
+def test_reading_without_manifest_and_bad_inputs(build, tmp_path):
+    root, samples = build
+    bare = tmp_path / "bare"
+    (bare / "shards").mkdir(parents=True)
+    for tar in root.glob("ks/**/*.tar"):
+        (bare / "shards" / tar.name).write_bytes(tar.read_bytes())
+    ks = [s for s in samples if s.source == "ks"]
+    report = evaluate(write_preds(tmp_path / "p.jsonl", ks[:3]), bare)
+    assert (
+        report["tasks"]["ks"]["primary"]["value"] == 1.0 and report["tasks"]["ks"]["n_unpredicted"] == N - 3
+    )
+    (tmp_path / "bad.jsonl").write_text('{"id": "ks/test/0", "response": "x"}\nnot json\n')
+    with pytest.raises(ValueError, match="bad.jsonl:2"):
+        evaluate(tmp_path / "bad.jsonl", bare)
+    with pytest.raises(FileNotFoundError, match="no shards"):
+        evaluate(tmp_path / "p.jsonl", tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="no prediction"):
+        evaluate(tmp_path / "p.jsonl", bare, tasks=["ave"])
+
+
+# ------------------------------------------------------------------ transfer
+
+
+def report_of(scores: dict[str, float], metric: str = "accuracy") -> dict:
+    return {
+        "tasks": {
+            t: {"primary": {"metric": metric, "value": v, "higher_is_better": True}}
+            for t, v in scores.items()
+        }
+    }
+
+
+def test_transfer_report_deltas_and_share(tmp_path):
+    singles = [report_of({"ave": 0.70, "ks": 0.80}), report_of({"avqa": 0.60, "meld": 0.50})]
+    multi = report_of({"ave": 0.75, "ks": 0.78, "avqa": 0.66, "meld": 0.50, "ucf": 0.9})
+    result = transfer_report(singles, multi)
+    deltas = {t: r["delta"] for t, r in result["tasks"].items()}
+    assert deltas == pytest.approx({"ave": 0.05, "ks": -0.02, "avqa": 0.06, "meld": 0.0})
+    assert result["n_tasks"] == 4 and result["n_positive"] == 2 and result["share_positive"] == 0.5
+    assert result["multi_only"] == ["ucf"] and result["mean_gain"] == pytest.approx(0.0225)
+    assert transfer_report(singles, multi, tolerance=0.055)["n_positive"] == 1
+    lower = {"tasks": {"x": {"primary": {"metric": "S", "value": 0.2, "higher_is_better": False}}}}
+    better = {"tasks": {"x": {"primary": {"metric": "S", "value": 0.1, "higher_is_better": False}}}}
+    assert transfer_report([lower], better)["tasks"]["x"]["gain"] == pytest.approx(0.1)  # lower S is better
+    with pytest.raises(ValueError, match="more than one"):
+        transfer_report([singles[0], singles[0]], multi)
+    with pytest.raises(ValueError, match="differs"):
+        transfer_report([report_of({"ave": 0.7}, "mIoU")], multi)
+    chart = plot_transfer(result, tmp_path / "c.png")
+    assert Image.open(chart).size[0] > 100
+
+
+def test_cli_eval_then_transfer(build, tmp_path):
+    root, samples = build
+    ks = [s for s in samples if s.source in ("ks", "ave")]
+    runner = CliRunner()
+    good = write_preds(tmp_path / "good.jsonl", ks)
+    bad = write_preds(tmp_path / "bad.jsonl", ks, lambda s: s.response if s.native_id < "3" else "no idea")
+    run_dir = tmp_path / "single_run"
+    res = runner.invoke(
+        app, ["eval", "--pred", str(bad), "--data", str(root), "--all", "--to", str(run_dir / "report.json")]
+    )
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["eval", "--pred", str(good), "--data", str(root), "--task", "ks", "--task", "ave",
+                              "--to", str(tmp_path / "multi.json")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert load_report(run_dir)["tasks"]["ks"]["n_unparseable"] == 3
+    res = runner.invoke(app, ["transfer", "--single", str(run_dir), "--multi", str(tmp_path / "multi.json"),
+                              "--chart", str(tmp_path / "t.png"), "--to", str(tmp_path / "t.json")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = json.loads((tmp_path / "t.json").read_text())
+    assert out["share_positive"] == 1.0 and out["tasks"]["ks"]["delta"] == pytest.approx(0.5)
+    assert (tmp_path / "t.png").stat().st_size > 1000
+    res = runner.invoke(app, ["eval", "--pred", str(good), "--data", str(root), "--task", "nope"])
+    assert res.exit_code != 0 and "unknown task" in " ".join(res.output.split())
+    res = runner.invoke(
+        app, ["transfer", "--single", str(tmp_path / "missing"), "--multi", str(tmp_path / "multi.json")]
+    )
+    assert res.exit_code == 1 and "does not exist" in " ".join(res.output.split())
