@@ -1,9 +1,69 @@
-"""Commands of this area (see avuie/cli.py)."""
+"""`avuie serve`: serve a build's shards read-only over HTTP (see avuie.shards.server)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add the `serve` command to the app."""
+    app.command("serve")(serve)
+
+
+def serve(
+    out: Path = typer.Argument(..., help="Build directory (or a root holding several builds) to serve."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for every interface)."),
+    port: int = typer.Option(8000, help="Port to listen on (0 picks a free one)."),
+    token: str | None = typer.Option(
+        None,
+        envvar="AVUIE_SERVE_TOKEN",
+        help="Require 'Authorization: Bearer TOKEN' on every request but /healthz (or set AVUIE_SERVE_TOKEN).",
+    ),
+    log_level: str = typer.Option("warning", help="uvicorn log level (debug, info, warning, error)."),
+) -> None:
+    """Serve the shards under OUT read-only over HTTP, with Range requests, until SIGTERM or Ctrl-C.
+
+    GET /index.json lists every shard (URL, samples, bytes, sha256) with counts per source, family and split;
+    GET /healthz answers without a token. Stream with avuie.shards.loader.AVStream("http://HOST:PORT"),
+    webdataset (the shard URLs) or fsspec.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from avuie.shards.index import find_shards
+    from avuie.shards.server import ShardCatalog, run_server
+
+    console = Console(stderr=True)
+    try:
+        catalog = ShardCatalog(out)
+    except FileNotFoundError as error:
+        raise typer.BadParameter(str(error), param_hint="OUT") from error
+    total = len(find_shards(catalog.root))
+    if total == 0:
+        raise typer.BadParameter(f"no shards (*.tar) under {out}", param_hint="OUT")
+    columns = (
+        TextColumn("indexing shards"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("", total=total)
+        index = catalog.refresh(progress=lambda rel: progress.update(task, advance=1, description=rel))
+
+    def ready(url: str) -> None:
+        guard = "token required" if token else "no token"
+        typer.echo(
+            f"Serving {len(index['shards'])} shards ({index['total']} samples) from {out} at {url} ({guard})"
+        )
+        typer.echo(f"Index: {url}/index.json   Stop: Ctrl-C or SIGTERM", err=False)
+
+    try:
+        run_server(catalog.root, host, port, token, catalog=catalog, log_level=log_level, on_ready=ready)
+    except OSError as error:
+        raise typer.BadParameter(
+            f"cannot listen on {host}:{port}: {error}", param_hint="--host/--port"
+        ) from error
+    console.print("server stopped")

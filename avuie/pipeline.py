@@ -32,6 +32,7 @@ from avuie.shards.writer import (
     TarShardWriter,
     finalize_build,
     remove_stale_temp,
+    sha256_file,
     write_json_atomic,
 )
 
@@ -243,6 +244,13 @@ def sample_members(sample: Sample, files: dict[str, bytes]) -> dict[str, bytes]:
     return members
 
 
+def tar_info(path: Path) -> dict[str, Any]:
+    """What readers need about a finished tar without reading it: size, sha256 and each sample's byte range."""
+    from avuie.shards.index import scan_local
+
+    return {"bytes": path.stat().st_size, "sha256": sha256_file(path), "table": scan_local(path).to_table()}
+
+
 def build_shard(
     builder: Builder,
     records: list[Record],
@@ -305,6 +313,7 @@ def build_shard(
         if progress:
             progress(len(records))
     marker = {
+        "tars_info": {t: tar_info(shard_dir / t) for t in tars},
         "shard": name,
         "split": records[0].split if records else "",
         "fingerprint": config.fingerprint(),

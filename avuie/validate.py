@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from avuie.builders.base import error_text
 from avuie.pipeline import content_hash
 from avuie.schemas import Sample
+from avuie.shards.index import read_done
 from avuie.shards.writer import iter_tar_samples
 
 
@@ -66,10 +67,8 @@ def validate_build(out: Path) -> dict[str, Any]:
     for tar in tars:
         marker_ids = None
         build = tar.parent.parent.parent
-        name = tar.name[: -len(".tar")]
-        marker = tar.parent / f"{name.rsplit('-', 1)[0] if name.count('-') > 3 else name}.done.json"
-        if marker.exists():
-            done = json.loads(marker.read_text())
+        done = read_done(tar)
+        if done is not None and "manifest" in done:
             rel = str(tar.relative_to(build))
             marker_ids = {r["id"] for r in done["manifest"] if r["shard"] == rel}
         seen = set()

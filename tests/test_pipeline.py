@@ -229,3 +229,19 @@ def test_limit_and_split_select_records(tmp_path, limit):
     assert result.exit_code == 0, result.output
     stats = json.loads((out / "stats.json").read_text())
     assert list(stats["splits"]) == ["train"] and stats["splits"]["train"]["written"] == limit
+
+
+def test_shard_bytes_rolls_over_into_parts_that_validate(tmp_path):
+    out = tmp_path / "ave"
+    stats = build_source("ave", out, shard_bytes=100_000)
+    tars = sorted(p.name for p in out.glob("shards/train/*.tar"))
+    assert tars == [
+        "ave-train-00000-1.tar",
+        "ave-train-00000-2.tar",
+        "ave-train-00000-3.tar",
+        "ave-train-00000.tar",
+    ]
+    marker = json.loads((out / "shards/train/ave-train-00000.done.json").read_text())
+    assert set(marker["tars_info"]) == set(tars)
+    assert all(len(info["table"]["rows"]) == 1 for info in marker["tars_info"].values())
+    assert_build_ok(out, stats, min_written=6)
