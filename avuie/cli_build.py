@@ -338,6 +338,21 @@ def register(app: typer.Typer) -> None:
         if report["failures"] or report["samples"] == 0:
             raise typer.Exit(1)
 
+    @app.command("demo")
+    def demo_cmd(
+        out: Path = typer.Option(Path("avuie-out"), "--out", "-o", help="Where the builds and the run go."),
+        steps: int = typer.Option(3, "--steps", help="I-LoRA training steps on the streamed data."),
+        stream_samples: int = typer.Option(64, "--stream-samples", help="Samples to stream over HTTP."),
+    ) -> None:
+        """Build every bundled sample, validate, serve over HTTP, stream, and take a few I-LoRA steps."""
+        from avuie.demo import run_demo
+
+        summary = run_demo(out, steps=steps, stream_samples=stream_samples)
+        console.print(
+            f"[green]demo done:[/green] {summary['sources']} sources, {summary['samples']} samples validated, "
+            f"{sum(summary['streamed'].values())} streamed, losses {summary['losses']}"
+        )
+
     @app.command("schema")
     def schema_cmd(
         out: Path = typer.Option(None, "--out", "-o", help="Write to this file (default stdout)."),

@@ -347,6 +347,14 @@ def _run_graph(outputs: list, path: Path) -> str:
     return stderr
 
 
+def _seek_args(start: float, cut: float) -> dict[str, str]:
+    """Input options for a cut; no `-ss` at 0, since some demuxers (FLV) fail to seek to 0 and jump elsewhere."""
+    args = {"t": f"{cut:.6f}"}
+    if start > 0:
+        args["ss"] = f"{start:.6f}"
+    return args
+
+
 def extract_clip(
     path: str | Path,
     *,
@@ -387,7 +395,7 @@ def extract_clip(
     w, h = size
     with tempfile.TemporaryDirectory(prefix="avuie_clip_") as tmp:
         tmpdir = Path(tmp)
-        src = ffmpeg.input(str(path), ss=f"{start:.6f}", t=f"{cut:.6f}")
+        src = ffmpeg.input(str(path), **_seek_args(start, cut))
         video = (
             src["v:0"]
             .filter("setpts", f"PTS-{0.5 * cut / num_frames:.6f}/TB")
@@ -454,7 +462,7 @@ def extract_audio(
     num_samples = round(cut * sample_rate)
     with tempfile.TemporaryDirectory(prefix="avuie_audio_") as tmp:
         target = Path(tmp) / "a.wav"
-        src = ffmpeg.input(str(path), ss=f"{start:.6f}", t=f"{cut:.6f}")
+        src = ffmpeg.input(str(path), **_seek_args(start, cut))
         _run_graph(
             [_wav_output(_audio_chain(src["a:0"], sample_rate, num_samples), target, sample_rate)], path
         )

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from avuie import media
-from avuie.builders import Builder, Record, Reject, get_builder
+from avuie.builders import Builder, Notice, Record, Reject, get_builder
 from avuie.builders.base import error_text
 from avuie.cutting import Profile, cut_record
 from avuie.reasoning.engine import Draft, ReasoningEngine, TemplateEngine
@@ -71,13 +71,19 @@ class BuildConfig:
 Progress = Callable[[int], None]
 
 
-def read_records(builder: Builder, config: BuildConfig) -> tuple[dict[str, list[Record]], list[Reject]]:
-    """Read the raw root: records grouped by split (read order, `limit` per split) and entry-level rejects."""
+def read_records(
+    builder: Builder, config: BuildConfig
+) -> tuple[dict[str, list[Record]], list[Reject], list[Notice]]:
+    """Read the raw root: records grouped by split (read order, `limit` per split), entry rejects and notices."""
     by_split: dict[str, list[Record]] = {}
     rejects: list[Reject] = []
+    notices: list[Notice] = []
     wanted = set(config.splits) if config.splits else None
     for item in builder.read(Path(config.raw)):
         if wanted is not None and item.split not in wanted:
+            continue
+        if isinstance(item, Notice):
+            notices.append(item)
             continue
         if isinstance(item, Reject):
             rejects.append(item)
@@ -85,10 +91,7 @@ def read_records(builder: Builder, config: BuildConfig) -> tuple[dict[str, list[
         records = by_split.setdefault(item.split, [])
         if config.limit is None or len(records) < config.limit:
             records.append(item)
-    if config.limit is not None:
-        # Keep only rejects of entries that fall inside the limit's range is not knowable; keep them all.
-        pass
-    return by_split, rejects
+    return by_split, rejects, notices
 
 
 def reject_row(source: str, r: Reject) -> dict[str, Any]:
@@ -193,7 +196,7 @@ def prepare(builder: Builder, record: Record, config: BuildConfig) -> _Prepared:
     try:
         target = builder.make_target(record, cut)
     except (ValueError, ValidationError) as exc:
-        return fail("invalid_target", error_text(exc))
+        return fail(getattr(exc, "reason", "invalid_target"), getattr(exc, "detail", None) or error_text(exc))
     sample_id = make_sample_id(builder.name, record.split, record.native_id)
     raw_root = str(Path(config.raw))
     provenance = Provenance(
@@ -341,7 +344,7 @@ def build(
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temp(out)
-    by_split, entry_rejects = read_records(builder, config)
+    by_split, entry_rejects, notices = read_records(builder, config)
     total = sum(len(v) for v in by_split.values())
     done_count = [0]
 
@@ -375,10 +378,19 @@ def build(
             "family": builder.family.value,
             "shards_skipped": skipped,
             "reasoning": engine.stats(),
+            "notices": _notice_counts(notices),
         },
     )
     write_json_atomic(out / "build.json", _build_info(builder, config))
     return stats
+
+
+def _notice_counts(notices: list[Notice]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for n in notices:
+        per = out.setdefault(n.split, {})
+        per[n.kind] = per.get(n.kind, 0) + 1
+    return out
 
 
 def _drop_orphans(out: Path, by_split: dict[str, list[Record]], config: BuildConfig) -> None:

@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from avuie.builders import Record, Reject, get_builder
+from avuie.builders import Notice, Record, Reject, get_builder
 
 
 def scan(
@@ -31,7 +31,15 @@ def scan(
     reasons_by_split: dict[str, Counter[str]] = defaultdict(Counter)
     shown: list[dict[str, Any]] = []
     exists_cache: dict[Path, bool] = {}
+    notices: dict[str, Counter[str]] = defaultdict(Counter)
     for item in builder.read(Path(raw)):
+        if isinstance(item, Notice):
+            notices[item.split][item.kind] += 1
+            if len(shown) < examples:
+                shown.append(
+                    {"split": item.split, "entry": item.entry, "notice": item.kind, "detail": item.detail}
+                )
+            continue
         if isinstance(item, Reject):
             bad[item.split].add(item.entry)
             reasons[item.reason] += 1
@@ -58,6 +66,7 @@ def scan(
             "media_missing": len(missing[split]),
             "rejected": len(rejected_only),
             "reject_reasons": dict(reasons_by_split[split]),
+            "notices": dict(notices[split]),
         }
     return {
         "source": source,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from .base import REGISTRY, Builder, BuilderError, Cut, Record, Reject
+from .base import REGISTRY, Builder, BuilderError, Cut, Notice, Record, Reject
 
 _NOT_SOURCES = {"base", "instructions", "common"}
 
@@ -29,4 +29,14 @@ def get_builder(name: str, **params: object) -> Builder:
     return registry[name](**params)
 
 
-__all__ = ["Builder", "BuilderError", "Cut", "Record", "Reject", "REGISTRY", "get_builder", "load_all"]
+__all__ = [
+    "Builder",
+    "BuilderError",
+    "Cut",
+    "Notice",
+    "Record",
+    "Reject",
+    "REGISTRY",
+    "get_builder",
+    "load_all",
+]

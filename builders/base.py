@@ -108,6 +108,19 @@ class Reject:
 
 
 @dataclass
+class Notice:
+    """Something a user should know about an entry that is still built (e.g. a uid that appears twice).
+
+    Notices are reported by `avuie scan` and in stats.json; they are neither samples nor rejects.
+    """
+
+    split: str
+    entry: str
+    kind: str
+    detail: str = ""
+
+
+@dataclass
 class Cut:
     """The media of one record after cutting: tar member bytes, the measured media items and decoded masks."""
 
@@ -152,12 +165,15 @@ class Builder:
     def __init__(self, **params: Any) -> None:
         self.params = params
 
-    def read(self, raw: Path) -> Iterator[Record | Reject]:
-        """Yield the records and rejects of the raw root, entry by entry."""
+    def read(self, raw: Path) -> Iterator[Record | Reject | Notice]:
+        """Yield the records, rejects (and notices) of the raw root, entry by entry."""
         raise NotImplementedError
 
     def make_target(self, record: Record, cut: Cut) -> Any:
-        """The record's target once its media are cut (default: the target read from the annotation)."""
+        """The record's target once its media are cut (default: the target read from the annotation).
+
+        Raise ValueError when no target can be made; a `reason` attribute on it becomes the reject reason.
+        """
         if record.target is None:
             raise ValueError(f"{self.name}: record {record.native_id} has no target")
         return record.target

@@ -60,7 +60,7 @@ INSTRUCTIONS: dict[str, str] = {
     + "What action is performed in this video? Use both what you see and what you hear. Reason step by step, "
     "then answer <answer>action</answer>.",
     "meld": _AV
-    + 'The speaker says: "{utterance}". What emotion does the speaker express? Use the face, the voice and the '
+    + 'The speaker says: "{utterance}"\nWhat emotion does the speaker express? Use the face, the voice and the '
     "words. Reason step by step, then answer <answer>emotion</answer> (one of: {classes}).",
     "mer24": _AV
     + "What emotion does the person in this clip express? Use the face and the voice. Reason step by step, then "

@@ -48,4 +48,6 @@ def assert_build_ok(out: Path, stats: dict[str, Any], min_written: int = 1) -> l
 def scan_counts(source: str, raw: Path, **params: Any) -> dict[str, dict[str, int]]:
     """{split: {records, rejected, media_missing}} of a scan."""
     report = scan(source, raw, params)
-    return {s: {k: v[k] for k in ("records", "rejected", "media_missing")} for s, v in report["splits"].items()}
+    return {
+        s: {k: v[k] for k in ("records", "rejected", "media_missing")} for s, v in report["splits"].items()
+    }

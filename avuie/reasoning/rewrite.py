@@ -1,0 +1,224 @@
+"""Change the reasoning chains of an existing build, rewriting only the shards whose samples change.
+
+`regenerate(out, engine, ...)` (the `avuie reason` command) reads each shard, hands the selected samples to a
+reasoning engine and writes back the chains that differ. `apply_chains(out, updates)` (also used by `review
+apply`) does the writing: each affected tar is rewritten atomically (temp file, then rename), its `.done.json`
+manifest rows and OUT/manifest.parquet are updated, and every new sample is validated before it is written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from avuie.reasoning.cache import OUTPUT_FIELDS
+from avuie.reasoning.engine import Draft, ReasoningEngine
+from avuie.shards.writer import (
+    MANIFEST_COLUMNS,
+    done_markers,
+    iter_tar_samples,
+    rewrite_shard,
+    update_done_rows,
+    write_json_atomic,
+    write_parquet,
+)
+
+
+@dataclass
+class RewriteReport:
+    """What a rewrite changed: sample ids, shard paths (relative to OUT), ids whose new sample was invalid, and
+    ids that kept their old chain because the new one was a fallback (see `_keep_old`)."""
+
+    changed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    shards: list[str] = field(default_factory=list)
+    invalid: dict[str, str] = field(default_factory=dict)
+
+
+def build_tars(out: Path) -> dict[Path, Path]:
+    """Every tar of a build mapped to its shard's completion marker."""
+    tars: dict[Path, Path] = {}
+    for marker in done_markers(out):
+        for name in json.loads(marker.read_text()).get("tars", []):
+            tars[marker.parent / name] = marker
+    if not tars:
+        raise ValueError(
+            f"{out} holds no finished shards (expected shards/<split>/*.done.json): is it a build?"
+        )
+    return tars
+
+
+def iter_samples(
+    out: Path, splits: set[str] | None = None
+) -> Iterator[tuple[Path, dict[str, Any], dict[str, bytes]]]:
+    """Yield (tar path, sample dict, media members) for every sample of a build, shard by shard."""
+    for tar in build_tars(Path(out)):
+        if splits and tar.parent.name not in splits:
+            continue
+        for _key, members in iter_tar_samples(tar):
+            sample = json.loads(members["json"])
+            yield tar, sample, {ext: data for ext, data in members.items() if ext != "json"}
+
+
+def draft_of(sample: dict[str, Any], files: dict[str, bytes]) -> Draft:
+    """The draft of a written sample: its fields without the reasoning outputs, and its media files."""
+    return Draft(sample={k: v for k, v in sample.items() if k not in OUTPUT_FIELDS}, media_files=files)
+
+
+def _with_chain(sample: dict[str, Any], files: dict[str, bytes], reasoning: str, info: dict[str, Any]) -> Any:
+    """The validated Sample with a new reasoning chain (response and content hash recomputed, as the build does)."""
+    from avuie.pipeline import finish_sample
+
+    return finish_sample(draft_of(sample, files), reasoning, info, masks={})
+
+
+def _member_bytes(members: dict[str, bytes]) -> int:
+    """Bytes a sample fills in a USTAR tar: one 512-byte header per member plus data padded to 512."""
+    return sum(512 + -(-len(data) // 512) * 512 for data in members.values())
+
+
+def locate(out: Path, ids: set[str]) -> dict[str, Path]:
+    """The tar holding each of `ids` (from OUT/manifest.parquet); ids not in the build are left out."""
+    import pyarrow.parquet as pq
+
+    out = Path(out)
+    table = pq.read_table(out / "manifest.parquet", columns=["id", "shard"]).to_pylist()
+    return {r["id"]: out / r["shard"] for r in table if r["id"] in ids}
+
+
+def apply_chains(
+    out: Path,
+    updates: dict[str, tuple[str, dict[str, Any]]],
+    where: dict[str, Path] | None = None,
+    markers: dict[Path, Path] | None = None,
+) -> RewriteReport:
+    """Write new chains {sample id: (reasoning, info)} into a build; only the tars holding them are rewritten.
+
+    `where` maps ids to their tar (looked up in the manifest when not given); `markers` is `build_tars(out)`.
+    """
+    out = Path(out)
+    report = RewriteReport()
+    where = where if where is not None else locate(out, set(updates))
+    markers = markers if markers is not None else build_tars(out)
+    rows: dict[str, dict[str, Any]] = {}
+    for tar in sorted({where[i] for i in updates if i in where}):
+        shard_rows = _rewrite_tar(out, tar, updates, report)
+        if shard_rows:
+            update_done_rows(markers[tar], shard_rows)
+            _refresh_table(tar, markers[tar])
+            rows.update(shard_rows)
+            report.shards.append(str(tar.relative_to(out)))
+    if rows:
+        _patch_manifest(out, rows)
+    return report
+
+
+def _rewrite_tar(
+    out: Path, tar: Path, updates: dict[str, tuple[str, dict[str, Any]]], report: RewriteReport
+) -> dict[str, dict[str, Any]]:
+    """Rewrite one tar with the updates that concern it; return its new manifest rows by key."""
+    from avuie.pipeline import manifest_row, sample_members
+
+    shard = str(tar.relative_to(out))
+    rows: dict[str, dict[str, Any]] = {}
+
+    def update(key: str, members: dict[str, bytes]) -> dict[str, bytes] | None:
+        sample = json.loads(members["json"])
+        if sample["id"] not in updates:
+            return None
+        files = {ext: data for ext, data in members.items() if ext != "json"}
+        reasoning, info = updates[sample["id"]]
+        try:
+            new = _with_chain(sample, files, reasoning, info)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            report.invalid[sample["id"]] = str(exc).splitlines()[-1].strip()
+            return None
+        members = sample_members(new, files)
+        rows[key] = manifest_row(new, shard, _member_bytes(members))
+        report.changed.append(sample["id"])
+        return members
+
+    rewrite_shard(tar, update)
+    return rows
+
+
+def _refresh_table(tar: Path, marker: Path) -> None:
+    """Recompute what the marker records about a rewritten tar (size, sha256, sample byte ranges)."""
+    from avuie.pipeline import tar_info
+
+    done = json.loads(marker.read_text())
+    if tar.name in done.get("tars_info", {}):
+        done["tars_info"][tar.name] = tar_info(tar)
+        write_json_atomic(marker, done)
+
+
+def _patch_manifest(out: Path, rows_by_key: dict[str, dict[str, Any]]) -> None:
+    import pyarrow.parquet as pq
+
+    path = out / "manifest.parquet"
+    if not path.exists():
+        return
+    rows = [rows_by_key.get(r["key"], r) for r in pq.read_table(path).to_pylist()]
+    write_parquet(rows, MANIFEST_COLUMNS, path)
+
+
+def record_rewrite(out: Path, entry: dict[str, Any]) -> None:
+    """Append a rewrite's summary to OUT/stats.json under "reasoning_rewrites"."""
+    path = Path(out) / "stats.json"
+    stats = json.loads(path.read_text()) if path.exists() else {}
+    stats.setdefault("reasoning_rewrites", []).append(entry)
+    write_json_atomic(path, stats)
+
+
+def _keep_old(sample: dict[str, Any], info: dict[str, Any]) -> bool:
+    """Keep the old chain when the new one is a fallback that says nothing new: the endpoint never answered
+    (api_error), or the old chain is a model or human chain (never downgraded to the template)."""
+    if info.get("kind") != "fallback":
+        return False
+    old = (sample.get("reasoning_info") or {}).get("kind", "template")
+    return str(info.get("fallback_reason", "")).startswith("api_error") or old in ("model", "human")
+
+
+def _same_chain(sample: dict[str, Any], reasoning: str, info: dict[str, Any]) -> bool:
+    old = sample.get("reasoning_info") or {}
+    return sample.get("reasoning") == reasoning and all(old.get(k) == v for k, v in info.items())
+
+
+def regenerate(
+    out: Path,
+    engine: ReasoningEngine,
+    select: Callable[[dict[str, Any]], bool],
+    progress: Callable[[int], None] | None = None,
+) -> RewriteReport:
+    """Regenerate the chains of the samples `select` accepts, shard by shard; return what changed."""
+    out = Path(out)
+    total = RewriteReport()
+    markers = build_tars(out)
+    for tar in markers:
+        drafts, current = [], {}
+        for _key, members in iter_tar_samples(tar):
+            sample = json.loads(members["json"])
+            if select(sample):
+                files = {ext: data for ext, data in members.items() if ext != "json"}
+                drafts.append(draft_of(sample, files))
+                current[sample["id"]] = sample
+        if not drafts:
+            continue
+        results = engine.generate(drafts)
+        updates = {}
+        for draft, result in zip(drafts, results, strict=True):
+            sample = current[draft.sample["id"]]
+            if _keep_old(sample, result.info):
+                total.kept.append(sample["id"])
+            elif not _same_chain(sample, result.reasoning, result.info):
+                updates[sample["id"]] = (result.reasoning, result.info)
+        report = apply_chains(out, updates, where={i: tar for i in updates}, markers=markers)
+        total.changed += report.changed
+        total.shards += report.shards
+        total.invalid.update(report.invalid)
+        if progress:
+            progress(len(drafts))
+    return total

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create .venv (once) and install avuie with every extra. torch is installed FIRST and pinned (torch==2.13.0,
+# a CPU build), so that no other package pulls an unpinned multi-GB CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+. .venv/bin/activate
+stamp=.venv/.avuie-installed
+want=$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  python -m pip install -q --upgrade pip
+  python -m pip install -q "torch==2.13.0"
+  python -m pip install -q -e ".[train,export,dev]"
+  echo "$want" > "$stamp"
+fi
