@@ -62,16 +62,23 @@ def make_engine(reasoning: str, out: Path, opts: dict[str, Any]):
             raise typer.BadParameter("--reasoning openai needs --model")
         from avuie.reasoning.openai_engine import make_openai_engine
 
-        return make_openai_engine(
-            model=opts["model"],
-            base_url=opts.get("base_url"),
-            api_key=os.environ.get("OPENAI_API_KEY", "sk-none"),
-            cache_path=out / "reasoning_cache.sqlite",
-            concurrency=opts.get("concurrency", 8),
-            refresh=opts.get("refresh", False),
-            max_attempts=opts.get("max_attempts", 3),
-            timeout=opts.get("timeout", 60.0),
-        )
+        extra = dict(opts.get("extra") or {})
+        if opts.get("audio_input"):
+            extra["audio_input"] = True
+        try:
+            return make_openai_engine(
+                model=opts["model"],
+                base_url=opts.get("base_url"),
+                api_key=os.environ.get("OPENAI_API_KEY", "sk-none"),
+                cache_path=out / "reasoning_cache.sqlite",
+                concurrency=opts.get("concurrency", 8),
+                refresh=opts.get("refresh", False),
+                max_attempts=opts.get("max_attempts", 3),
+                timeout=opts.get("timeout", 60.0),
+                **extra,
+            )
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
     raise typer.BadParameter(f"--reasoning must be template or openai, got {reasoning!r}")
 
 
@@ -115,12 +122,22 @@ def build_one(
         with _progress() as bar:
             task = bar.add_task(f"build {source}", total=None)
 
+            progress_text = getattr(engine, "progress_text", None)
+
             def progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
+                desc = f"build {source}" + (f" · {progress_text()}" if progress_text else "")
+                bar.update(task, completed=done, total=total, description=desc)
 
             return build(config, engine=engine, progress=progress)
     finally:
         engine.close()
+
+
+def _endpoint_error() -> type[Exception]:
+    """The reasoning engine's 'endpoint refuses every request' error (imported only when needed)."""
+    from avuie.reasoning.openai_engine import EndpointError
+
+    return EndpointError
 
 
 def _print_stats(source: str, stats: dict[str, Any]) -> None:
@@ -211,6 +228,15 @@ def register(app: typer.Typer) -> None:
             3, "--max-attempts", help="Model attempts per sample before the template fallback."
         ),
         timeout: float = typer.Option(60.0, "--timeout", help="Per-request timeout in seconds."),
+        audio_input: bool = typer.Option(
+            False, "--audio-input", help="Send the audio as input_audio (endpoints that accept audio)."
+        ),
+        reasoning_opt: list[str] = typer.Option(
+            None,
+            "--reasoning-opt",
+            help="Further reasoning setting key=value (image_size, max_frames, temperature, max_tokens, "
+            "min_chars, max_chars, seed...).",
+        ),
     ) -> None:
         """Build validated WebDataset shards from a source's original release layout."""
         from avuie.builders import BuilderError, load_all
@@ -222,6 +248,8 @@ def register(app: typer.Typer) -> None:
             "refresh": refresh,
             "max_attempts": max_attempts,
             "timeout": timeout,
+            "audio_input": audio_input,
+            "extra": parse_params(reasoning_opt),
         }
         kw = dict(
             splits=split or None,
@@ -239,7 +267,7 @@ def register(app: typer.Typer) -> None:
             target = out or Path("avuie-out") / source
             try:
                 stats = build_one(source, raw, target, **kw)
-            except (BuilderError, KeyError, FileNotFoundError) as exc:
+            except (BuilderError, KeyError, FileNotFoundError, _endpoint_error()) as exc:
                 console.print(f"[red]error:[/red] {exc.args[0] if exc.args else exc}")
                 raise typer.Exit(2) from exc
             _print_stats(source, stats)

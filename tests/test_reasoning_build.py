@@ -218,3 +218,30 @@ def test_reason_never_replaces_a_chain_with_a_fallback_that_says_nothing_new(ser
     assert sorted(report.kept) == sorted(f"ave/train/{v}" for v in (f"{BARK}_bark", f"{CHURCH}_church_bell"))
     assert report.changed == [] and tar_digests(out) == settled
     assert all(s["reasoning_info"]["kind"] == "model" for s in manifest_matches_samples(out))
+
+
+def test_build_with_an_unreachable_endpoint_exits_cleanly(tmp_path):
+    from typer.testing import CliRunner
+
+    from avuie.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "build",
+            "--source",
+            "ave",
+            "--out",
+            str(tmp_path / "o"),
+            "--reasoning",
+            "openai",
+            "--model",
+            "m",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+            "--timeout",
+            "2",
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output and "Traceback" not in result.output
