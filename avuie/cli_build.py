@@ -174,7 +174,7 @@ def find_raw(source: str, raw_root: Path, layout: dict[str, str]) -> tuple[Path 
     if source in layout:
         p = Path(layout[source])
         candidates.append(p if p.is_absolute() else raw_root / p)
-    candidates.append(raw_root / source)
+    candidates += [raw_root / name for name in (source, *builder.raw_aliases)]
     for cand in candidates:
         if cand.exists() and builder.detect(cand):
             return cand, ""

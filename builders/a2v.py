@@ -21,6 +21,7 @@ class A2vBuilder(PairBuilder):
     """a2v matching pairs: the audio of one clip against the frames of two clips."""
 
     name = "a2v"
+    raw_aliases = ("ave",)
     direction = "a2v"
     description = "an audio and two videos (one its own clip, one of another class); which video matches"
 

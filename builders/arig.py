@@ -28,6 +28,7 @@ class ArigBuilder(AvsBenchBuilder):
     """ARIG: one S4 frame + 5 s of audio; the sounding object's class and box."""
 
     name = "arig"
+    raw_aliases = ("s4", "avsbench")
     layout = "the s4 raw tree (AVSBench-semantic v1s or AVSBench-object Single-source)"
     description = "one S4 frame + 5 s of audio (five 1 s segments); the sounding object's class and box"
 

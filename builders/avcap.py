@@ -69,6 +69,7 @@ class AvcapBuilder(Builder):
     """VALOR-32K audio-visual captioning: one sample per clip caption."""
 
     name = "avcap"
+    raw_aliases = ("valor32k", "valor")
     family = TaskFamily.captioning
     license = "MIT (VALOR repository); clips from AudioSet (YouTube), research use"
     layout = "{desc,descs_cap}_{train,val,test}.json, video_data/<video_id>.mp4"

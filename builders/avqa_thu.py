@@ -96,6 +96,7 @@ class AvqaThuBuilder(Builder):
     """AVQA multiple-choice question answering: one sample per question."""
 
     name = "avqa_thu"
+    raw_aliases = ("avqa-thu", "AVQA")
     family = TaskFamily.question_answering
     license = (
         "research use (AVQA dataset terms, mn.cs.tsinghua.edu.cn/avqa); videos from VGGSound (CC BY 4.0)"

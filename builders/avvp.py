@@ -141,6 +141,7 @@ class AvvpBuilder(Builder):
     """LLP audio-visual video parsing: one sample per video of the three split lists."""
 
     name = "avvp"
+    raw_aliases = ("llp",)
     family = TaskFamily.event_localization
     license = "GPL-3.0 (annotations, per the AVVP README); videos YouTube-derived, research use"
     layout = (

@@ -161,6 +161,8 @@ class Builder:
     splits: ClassVar[tuple[str, ...]] = ("train", "val", "test")
     version: ClassVar[str] = "1"
     description: ClassVar[str] = ""
+    # Other folder names under a --raw-root where this source's release may sit (a2v/v2a read the AVE tree).
+    raw_aliases: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **params: Any) -> None:
         self.params = params

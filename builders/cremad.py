@@ -84,6 +84,7 @@ class CremadBuilder(Builder):
     """CREMA-D emotion recognition: one sample per clip, split by actor."""
 
     name = "cremad"
+    raw_aliases = ("crema_d", "CREMA-D")
     family = TaskFamily.emotion_recognition
     license = "ODbL 1.0 (database) / DbCL 1.0 (contents)"
     layout = "{SentenceFilenames.csv, VideoFlash/<name>.flv, AudioWAV/<name>.wav}, <name> = 1001_IEO_NEU_XX"

@@ -50,6 +50,7 @@ class DfewBuilder(Builder):
     """DFEW emotion recognition: one sample per single-labelled row of the chosen fold."""
 
     name = "dfew"
+    raw_aliases = ("DFEW",)
     family = TaskFamily.emotion_recognition
     license = "DFEW EULA (academic research only; obtain from the authors)"
     layout = "EmoLabel_DataSplit/{train,test}(single-labeled)/set_<fold>.csv + Clip/original/<id:05d>.mp4"

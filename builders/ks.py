@@ -88,6 +88,7 @@ class KsBuilder(Builder):
     """Kinetics-Sounds action recognition: one sample per Kinetics row of a listed class."""
 
     name = "ks"
+    raw_aliases = ("kinetics_sounds", "kinetics")
     family = TaskFamily.action_recognition
     license = "CC BY 4.0 (Kinetics annotations); clips from YouTube, research use"
     layout = "{train,validate,test}.csv (label,youtube_id,time_start,time_end,split) + <split>/<label>/<ytid>_<s:06d>_<e:06d>.mp4"

@@ -49,6 +49,7 @@ class MeldBuilder(Builder):
     """MELD emotion recognition: one sample per utterance row."""
 
     name = "meld"
+    raw_aliases = ("MELD",)
     family = TaskFamily.emotion_recognition
     license = "GPL-3.0 (annotations); clips from the TV series Friends, research use"
     layout = (

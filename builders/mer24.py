@@ -62,6 +62,7 @@ class Mer24Builder(Builder):
     """MER2024 emotion recognition: one sample per labelled training clip."""
 
     name = "mer24"
+    raw_aliases = ("MER2024", "mer2024")
     family = TaskFamily.emotion_recognition
     license = "MER2024 EULA (academic research only; obtain from the organisers)"
     layout = (

@@ -31,6 +31,7 @@ class Ms3Builder(AvsBenchBuilder):
     """AVSBench MS3: one sample per annotated frame, one group per sounding class."""
 
     name = "ms3"
+    raw_aliases = ("s4", "avsbench")
     subset = "v1m"
     object_meta = "Multi-sources/ms3_meta_data.csv"
     object_data = "Multi-sources/ms3_data"

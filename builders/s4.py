@@ -435,6 +435,7 @@ class S4Builder(AvsBenchBuilder):
     """AVSBench S4: one sample per annotated frame of a single-source clip."""
 
     name = "s4"
+    raw_aliases = ("avsbench",)
     layout = (
         "AVSBench-semantic {metadata.csv,label2idx.json,v1s/<uid>/{audio.wav,frames/{i}.jpg,labels_semantic/{i}.png}} "
         "or AVSBench-object Single-source/{s4_meta_data.csv,s4_data/...}"

@@ -20,6 +20,7 @@ class V2aBuilder(PairBuilder):
     """v2a matching pairs: the frames of one clip against the audio of two clips."""
 
     name = "v2a"
+    raw_aliases = ("ave",)
     direction = "v2a"
     description = "a video and two audios (its own, and one of another class); which audio matches"
 

@@ -241,6 +241,10 @@ def test_build_with_an_unreachable_endpoint_exits_cleanly(tmp_path):
             "http://127.0.0.1:9/v1",
             "--timeout",
             "2",
+            "--reasoning-opt",
+            "max_retries=1",
+            "--reasoning-opt",
+            "backoff_base=0.01",
         ],
     )
     assert result.exit_code == 2, result.output
