@@ -1,9 +1,86 @@
-"""Commands of this area (see avuie/cli.py)."""
+"""`avuie train` and `avuie predict`: the bundled I-LoRA trainer (avuie.trainer). torch is imported lazily."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add the `train` and `predict` commands to the app."""
+    app.command("train")(train)
+    app.command("predict")(predict)
+
+
+def train(
+    config: str = typer.Option(
+        ..., "--config", help="A shipped config name (crab_plus_omni7b, modular, tiny) or a YAML path."
+    ),
+    data: str = typer.Option(
+        ..., "--data", help="Build folder, root of builds, tar list or shard server URL (http://...)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Run folder: config, log.jsonl, checkpoints. Rerunning resumes from it."
+    ),
+    max_steps: int | None = typer.Option(
+        None, "--max-steps", help="Override train.max_steps (schedule length)."
+    ),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Override a config key, e.g. --set model.path=/models/omni."
+    ),
+) -> None:
+    """Train Crab+ (or the modular model) with I-LoRA on avuie shards.
+
+    One process: `avuie train ...`. Several GPUs or nodes: `torchrun --nproc_per_node N -m avuie train ...`
+    (DDP, or FSDP with --set train.distributed=fsdp). bf16 autocast on GPU, fp32 on CPU. A checkpoint is written
+    every train.save_every steps; running the same command again resumes exactly from the latest one.
+    """
+    from avuie.trainer.config import load_config
+
+    try:
+        cfg = load_config(config, list(overrides) + ([f"train.max_steps={max_steps}"] if max_steps else []))
+    except (FileNotFoundError, ValueError) as error:
+        raise typer.BadParameter(str(error), param_hint="--config/--set") from error
+    from avuie.trainer.recipe import train as run_recipe
+
+    try:
+        lines = run_recipe(cfg, data, out)
+    except (FileNotFoundError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    if lines:
+        last = lines[-1]
+        typer.echo(
+            f"step {last['step']}: loss {last['loss']:.4f}; log {out / 'log.jsonl'}; checkpoints {out / 'checkpoints'}"
+        )
+
+
+def predict(
+    run: Path = typer.Option(..., "--run", help="A run folder written by `avuie train`."),
+    data: str = typer.Option(..., "--data", help="Build folder, root of builds or shard server URL."),
+    split: str = typer.Option("test", "--split", help="Split to predict."),
+    to: Path = typer.Option(..., "--to", help="Output JSONL: one {id, response} line per sample."),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", help="Prompts per generate call (default: predict.batch_size)."
+    ),
+    max_new_tokens: int | None = typer.Option(
+        None, "--max-new-tokens", help="Default: predict.max_new_tokens."
+    ),
+    limit: int | None = typer.Option(None, "--limit", help="Stop after this many samples."),
+    checkpoint: Path | None = typer.Option(
+        None, "--checkpoint", help="A checkpoint folder (default: the run's latest)."
+    ),
+    max_length: int | None = typer.Option(
+        None, "--max-length", help="Longest prompt in tokens (default: the run's data.max_length)."
+    ),
+) -> None:
+    """Generate a response for every sample of a split with a trained run (batched, left padding, greedy)."""
+    from avuie.trainer.predict import predict as run_predict
+
+    try:
+        n = run_predict(run, data, split, to, batch_size, max_new_tokens, limit, checkpoint, max_length)
+    except (FileNotFoundError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(f"wrote {n} predictions to {to}")

@@ -1,0 +1,113 @@
+"""Checkpoints of a run: adapter (+ projectors), optimizer, scheduler, and per rank the RNG and loader state.
+
+RUN/checkpoints/step_XXXXXX/ holds adapter_model.safetensors + ilora_config.json (loadable with
+`avuie.trainer.ilora.load_ilora`), trainer_state.pt (step, optimizer, scheduler) and rank<r>.pt (RNG, loader);
+RUN/checkpoints/latest names the newest. A checkpoint is written under a .tmp name and renamed when complete.
+Full (unsharded) optimizer state is gathered with torch.distributed.checkpoint, so one format serves one
+process, DDP and FSDP (resuming needs the same number of ranks, for the per-rank loader and RNG state).
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .ilora import write_adapter
+from .parallel import Dist, barrier
+
+CKPT_DIR = "checkpoints"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    """Every RNG state of this process (restored on resume, so dropout masks continue identically)."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what `rng_state` saved."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(
+    run: Path, step: int, model, optimizer, scheduler, source, ilora, d: Dist, keep: int, extra_prefixes=()
+) -> None:
+    """Write checkpoints/step_XXXXXX and point `latest` at it; keep the `keep` newest checkpoints.
+
+    `model` may be wrapped (DDP/FSDP); its trainable tensors are saved: I-LoRA weights plus those whose names
+    start with `extra_prefixes` (the modular projectors). `source` is the BatchSource (its state_dict is saved).
+    """
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+    opts = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
+    model_sd, optim_sd = get_state_dict(model, optimizer, options=opts)
+    folder = run / CKPT_DIR / f"step_{step:06d}"
+    tmp = folder.with_name(folder.name + ".tmp")
+    if d.main:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    barrier(d)
+    torch.save({"rng": rng_state(), "loader": source.state_dict()}, tmp / f"rank{d.rank}.pt")
+    if d.main:
+        adapter = {k + ".weight": v for k, v in model_sd.items() if k.rpartition(".")[2].startswith("lora_")}
+        extra = {k: v for k, v in model_sd.items() if k.startswith(tuple(extra_prefixes))}
+        write_adapter({**adapter, **extra}, tmp, ilora)
+        torch.save(
+            {"step": step, "optimizer": optim_sd, "scheduler": scheduler.state_dict(), "world": d.world},
+            tmp / "trainer_state.pt",
+        )
+    barrier(d)
+    if d.main:
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+        (run / CKPT_DIR / "latest").write_text(folder.name)
+        old = sorted(p for p in (run / CKPT_DIR).glob("step_??????") if p != folder)
+        for p in old[: max(0, len(old) - max(1, keep) + 1)]:
+            shutil.rmtree(p, ignore_errors=True)
+    barrier(d)
+
+
+def latest_checkpoint(run: Path) -> Path | None:
+    """checkpoints/<latest> of a run folder, or None."""
+    pointer = run / CKPT_DIR / "latest"
+    return run / CKPT_DIR / pointer.read_text().strip() if pointer.exists() else None
+
+
+def load_checkpoint(folder: Path, model, optimizer, scheduler, source, d: Dist) -> int:
+    """Restore adapter, optimizer, scheduler, RNG and loader state; returns the step to continue from."""
+    from safetensors.torch import load_file
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+    state = torch.load(folder / "trainer_state.pt", map_location="cpu", weights_only=False)
+    if state.get("world", 1) != d.world:
+        raise ValueError(
+            f"{folder} was written by {state['world']} ranks; resume with the same number ({d.world})"
+        )
+    tensors = load_file(str(folder / "adapter_model.safetensors"))
+    model_sd = {k.removesuffix(".weight") if ".lora_" in k else k: v for k, v in tensors.items()}
+    opts = StateDictOptions(full_state_dict=True, strict=False)
+    set_state_dict(
+        model, optimizer, model_state_dict=model_sd, optim_state_dict=state["optimizer"], options=opts
+    )
+    scheduler.load_state_dict(state["scheduler"])
+    mine = torch.load(folder / f"rank{d.rank}.pt", map_location="cpu", weights_only=False)
+    source.load_state_dict(mine["loader"])
+    set_rng_state(mine["rng"])
+    return int(state["step"])
