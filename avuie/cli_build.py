@@ -30,25 +30,9 @@ def parse_params(items: list[str] | None) -> dict[str, Any]:
 
 
 def _progress():
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from avuie.progress import progress_bar
 
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not console.is_terminal and os.environ.get("AVUIE_PROGRESS") != "1",
-    )
+    return progress_bar(console)
 
 
 def make_engine(reasoning: str, out: Path, opts: dict[str, Any]):

@@ -45,28 +45,10 @@ def print_rows(columns: list[str], rows: list[dict[str, Any]], fmt: str, max_row
 
 
 def progress_bar():
-    """A rich progress bar with counts, elapsed time and ETA (drawn on a terminal, or with AVUIE_PROGRESS=1)."""
-    import os
+    """The shared progress bar (avuie.progress)."""
+    from avuie.progress import progress_bar as bar
 
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not console.is_terminal and os.environ.get("AVUIE_PROGRESS") != "1",
-    )
+    return bar(console)
 
 
 def _open(roots: list[Path]):

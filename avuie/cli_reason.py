@@ -123,18 +123,15 @@ def register(app: typer.Typer) -> None:
                 and (wanted_ids is None or sample["id"] in wanted_ids)
             )
 
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from avuie.progress import progress_bar
 
         text = getattr(engine, "progress_text", lambda: "")
         try:
-            with Progress(
-                TextColumn("[bold]reason"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                TextColumn("{task.description}"), console=console,
-            ) as bar:  # fmt: skip
+            with progress_bar(console) as bar:
                 task = bar.add_task("", total=_count_selected(out, kinds, split, wanted_ids))
 
                 def progress(n: int) -> None:
-                    bar.update(task, advance=n, description=text())
+                    bar.update(task, advance=n, description=f"reason · {text()}")
 
                 report = regenerate(out, engine, select, progress)
         except EndpointError as exc:

@@ -30,8 +30,8 @@ def serve(
     webdataset (the shard URLs) or fsspec.
     """
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from avuie.progress import progress_bar
     from avuie.shards.index import find_shards
     from avuie.shards.server import ShardCatalog, run_server
 
@@ -43,15 +43,11 @@ def serve(
     total = len(find_shards(catalog.root))
     if total == 0:
         raise typer.BadParameter(f"no shards (*.tar) under {out}", param_hint="OUT")
-    columns = (
-        TextColumn("indexing shards"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.description}"),
-    )
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("", total=total)
-        index = catalog.refresh(progress=lambda rel: progress.update(task, advance=1, description=rel))
+    with progress_bar(console, transient=True) as progress:
+        task = progress.add_task("indexing shards", total=total)
+        index = catalog.refresh(
+            progress=lambda rel: progress.update(task, advance=1, description=f"indexing {rel}")
+        )
 
     def ready(url: str) -> None:
         guard = "token required" if token else "no token"
