@@ -381,7 +381,7 @@ def build(
             "notices": _notice_counts(notices),
         },
     )
-    write_json_atomic(out / "build.json", _build_info(builder, config))
+    write_json_atomic(out / "build.json", _build_info(builder, config, by_split, entry_rejects))
     return stats
 
 
@@ -418,8 +418,45 @@ def _ffmpeg_version() -> str:
         return "unknown"
 
 
-def _build_info(builder: Builder, config: BuildConfig) -> dict[str, Any]:
+def annotation_checksums(raw: Path, names: set[str], max_depth: int = 4) -> dict[str, str]:
+    """sha256 of each annotation file a build read, found under the raw root by its recorded name."""
+    raw = Path(raw)
+    out: dict[str, str] = {}
+    for name in sorted(n for n in names if n):
+        direct = raw / name
+        if direct.is_file():
+            out[name] = sha256_file(direct)
+            continue
+        base = Path(name).name
+        for depth in range(max_depth + 1):
+            hits = sorted(p for p in raw.glob("/".join(["*"] * depth + [base])) if p.is_file())
+            if hits:
+                out[name] = sha256_file(hits[0])
+                break
+    return out
+
+
+def records_digest(by_split: dict[str, list[Record]]) -> str:
+    """sha256 over every record's id and target, in build order: two builds read the same annotations iff equal."""
+    h = hashlib.sha256()
+    for split in sorted(by_split):
+        for r in by_split[split]:
+            target = r.target.model_dump_json() if r.target is not None else ""
+            h.update(f"{split}/{r.native_id}\t{target}\n".encode())
+    return h.hexdigest()
+
+
+def _build_info(
+    builder: Builder, config: BuildConfig, by_split: dict[str, list[Record]], rejects: list[Reject]
+) -> dict[str, Any]:
+    names = {r.annotation_file for recs in by_split.values() for r in recs} | {
+        r.annotation_file for r in rejects
+    }
     return {
+        "hashes": {
+            "annotations": annotation_checksums(Path(config.raw), names),
+            "records": records_digest(by_split),
+        },
         "avuie_version": AVUIE_VERSION,
         "source": builder.name,
         "family": builder.family.value,

@@ -82,6 +82,8 @@ def test_bundled_sample_builds_with_the_asked_media(tmp_path):
     assert len(manifest) == 6 and all(r["reasoning_kind"] == "template" for r in manifest)
     build_info = json.loads((out / "build.json").read_text())
     assert build_info["source"] == "ave" and "ffmpeg" in build_info["versions"]
+    assert set(build_info["hashes"]["annotations"]) == {"trainSet.txt", "valSet.txt", "testSet.txt"}
+    assert len(build_info["hashes"]["records"]) == 64
 
 
 def _bad_tree(root: Path) -> Path:
