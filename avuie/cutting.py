@@ -105,20 +105,8 @@ def _cut_video(cut: Cut, req: VideoMedia, family: TaskFamily, profile: Profile) 
     )
     if req.audio_role is not None and clip.audio is not None:
         name = _audio_name(req.audio_role, req.prefix)
-        cut.files[name] = clip.audio
-        cut.media.append(
-            MediaItem(
-                kind="audio",
-                role=req.audio_role,
-                files=[name],
-                source_path=str(req.path),
-                duration=round(clip.audio_num_samples / profile.sample_rate, 3),
-                start=req.start,
-                sample_rate=profile.sample_rate,
-                channels=1,
-                num_samples=clip.audio_num_samples,
-                segments=_windows(req.audio_windows, clip.audio_num_samples / profile.sample_rate),
-            )
+        _add_audio(
+            cut, req.audio_role, name, req, clip.audio, clip.audio_num_samples, req.audio_windows, profile
         )
 
 
@@ -133,18 +121,33 @@ def _cut_audio(cut: Cut, req: AudioMedia, profile: Profile) -> None:
     audio = media.extract_audio(
         req.path, start=req.start, duration=req.duration, sample_rate=profile.sample_rate
     )
-    cut.files[req.file] = audio.wav
+    _add_audio(cut, req.role, req.file, req, audio.wav, audio.num_samples, req.windows, profile)
+
+
+def _add_audio(
+    cut: Cut,
+    role: str,
+    name: str,
+    req: VideoMedia | AudioMedia,
+    wav: bytes,
+    num_samples: int,
+    windows: list[tuple[float, float]] | None,
+    profile: Profile,
+) -> None:
+    """Add a cut WAV as tar member `name` and its measured audio MediaItem (windows clamped to its length)."""
+    cut.files[name] = wav
+    seconds = num_samples / profile.sample_rate
     cut.media.append(
         MediaItem(
             kind="audio",
-            role=req.role,
-            files=[req.file],
+            role=role,
+            files=[name],
             source_path=str(req.path),
-            duration=round(audio.num_samples / profile.sample_rate, 3),
+            duration=round(seconds, 3),
             start=req.start,
             sample_rate=profile.sample_rate,
             channels=1,
-            num_samples=audio.num_samples,
-            segments=_windows(req.windows, audio.num_samples / profile.sample_rate),
+            num_samples=num_samples,
+            segments=_windows(windows, seconds),
         )
     )

@@ -3,7 +3,8 @@
 One clip, one class: `clip_record` makes the Record with the media Crab+ feeds for the family (INTERFACE.md):
 action recognition gets 10 frames and the clip's audio from one cut; emotion recognition gets 4 frames spread
 over the whole clip and the first 4 s of audio (from the clip itself or from a separate audio file). Also the
-small parameter readers the builders share; a bad parameter raises BuilderError with a clear message.
+small parameter readers the builders share; a bad parameter raises BuilderError with a clear message, and the
+10 s clip with its audio in 1 s windows that the ave, avvp, avcap and avqa_thu builders cut (`clip_video`).
 """
 
 from __future__ import annotations
@@ -43,8 +44,18 @@ def clip_media(
                 windows=[(0.0, EMOTION_AUDIO_SECONDS)],
             ),
         ]
-    windows = [(float(t), float(t + 1)) for t in range(int(seconds))] if seconds else None
+    windows = second_windows(seconds) if seconds else None
     return [VideoMedia(path=video, num_frames=10, duration=seconds, audio_windows=windows)]
+
+
+def second_windows(seconds: float) -> list[tuple[float, float]]:
+    """One audio window per whole second: [(0.0, 1.0), (1.0, 2.0), ...] for the first int(seconds) seconds."""
+    return [(float(t), float(t + 1)) for t in range(int(seconds))]
+
+
+def clip_video(path: Path, seconds: float) -> VideoMedia:
+    """10 frames over the first `seconds` of a clip, with its audio cut into 1 s windows."""
+    return VideoMedia(path=path, num_frames=10, duration=seconds, audio_windows=second_windows(seconds))
 
 
 def label_target(source: str, raw_label: str) -> ClassificationTarget:
@@ -72,12 +83,19 @@ def clip_record(
     seconds: float | None = None,
     instruction_fields: dict[str, Any] | None = None,
     context: dict[str, Any] | None = None,
+    original_label: str | None = None,
 ) -> Record | Reject:
-    """A Record of one labelled clip, or a Reject `unknown_class` when the label is not in the class list."""
+    """A Record of one labelled clip, or a Reject `unknown_class` when the label is not in the class list.
+
+    `original_label`: the label as the annotation writes it when that is not `raw_label` (a class code or
+    index); it goes in the target and the context.
+    """
     try:
         target = label_target(source, raw_label)
     except ValueError as exc:
         return Reject(split, entry, "unknown_class", str(exc), native_id, annotation_file, annotation_row)
+    if original_label is not None:
+        target.original_label = original_label
     fields = dict(instruction_fields or {})
     if family == TaskFamily.emotion_recognition:
         fields.setdefault("classes", classes_text(source))
@@ -88,7 +106,7 @@ def clip_record(
         instruction=instruction(source, **fields),
         media=clip_media(family, video, audio=audio, seconds=seconds),
         target=target,
-        context={"original_label": str(raw_label).strip(), **(context or {})},
+        context={"original_label": target.original_label, **(context or {})},
         annotation_file=annotation_file,
         annotation_row=annotation_row,
     )

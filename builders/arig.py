@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 from avuie.schemas import GroundingTarget, canonical
 
+from ._clip import second_windows
 from .base import AudioMedia, Cut, MaskMedia, Record, register
 from .s4 import AvsBenchBuilder, AvsClip, Invalid, frame_size
 
@@ -39,7 +40,7 @@ class ArigBuilder(AvsBenchBuilder):
                 clip.audio,
                 start=0.0,
                 duration=float(AUDIO_SECONDS),
-                windows=[(float(k), float(k + 1)) for k in range(AUDIO_SECONDS)],
+                windows=second_windows(AUDIO_SECONDS),
             )
             yield record
 

@@ -27,7 +27,8 @@ from typing import Any
 
 from avuie.schemas import CaptionTarget, TaskFamily
 
-from .base import Builder, BuilderError, Record, Reject, VideoMedia, error_text, register
+from ._clip import clip_video
+from .base import Builder, BuilderError, Record, Reject, error_text, register
 from .instructions import instruction
 
 SPLITS = ("train", "val", "test")
@@ -127,12 +128,7 @@ class AvcapBuilder(Builder):
             except ValueError as exc:
                 yield reject("invalid_caption", error_text(exc), native_id)
                 continue
-            video = VideoMedia(
-                path=video_dir / f"{vid}.mp4",
-                num_frames=10,
-                duration=CLIP_SECONDS,
-                audio_windows=[(float(t), float(t + 1)) for t in range(CLIP_SECONDS)],
-            )
+            video = clip_video(video_dir / f"{vid}.mp4", CLIP_SECONDS)
             yield Record(
                 native_id=native_id,
                 split=split,

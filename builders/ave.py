@@ -14,7 +14,8 @@ from pathlib import Path
 
 from avuie.schemas import SingleEventTarget, TaskFamily, canonical
 
-from .base import Builder, BuilderError, Record, Reject, VideoMedia, error_text, read_text_lines, register
+from ._clip import clip_video
+from .base import Builder, BuilderError, Record, Reject, error_text, read_text_lines, register
 from .instructions import instruction
 
 SPLIT_FILES = {"train": "trainSet.txt", "val": "valSet.txt", "test": "testSet.txt"}
@@ -98,12 +99,7 @@ class AveBuilder(Builder):
             target = SingleEventTarget(label=label, start=start, end=end, duration=CLIP_SECONDS)
         except ValueError as exc:
             return reject("invalid_span", error_text(exc), native_id)
-        video = VideoMedia(
-            path=root / "AVE" / f"{vid}.mp4",
-            num_frames=10,
-            duration=CLIP_SECONDS,
-            audio_windows=[(float(t), float(t + 1)) for t in range(CLIP_SECONDS)],
-        )
+        video = clip_video(root / "AVE" / f"{vid}.mp4", CLIP_SECONDS)
         return Record(
             native_id=native_id,
             split=split,

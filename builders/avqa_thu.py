@@ -32,7 +32,8 @@ from typing import Any
 
 from avuie.schemas import MultipleChoiceTarget, TaskFamily
 
-from .base import Builder, BuilderError, Record, Reject, VideoMedia, error_text, register
+from ._clip import clip_video
+from .base import Builder, BuilderError, Record, Reject, error_text, register
 from .instructions import instruction
 
 SPLIT_FILES = {"train": "train_qa.json", "val": "val_qa.json"}
@@ -152,12 +153,7 @@ class AvqaThuBuilder(Builder):
             )
         except ValueError as exc:
             return reject("invalid_target", error_text(exc), native_id)
-        video = VideoMedia(
-            path=video_dir / f"{name}.mp4",
-            num_frames=10,
-            duration=CLIP_SECONDS,
-            audio_windows=[(float(t), float(t + 1)) for t in range(CLIP_SECONDS)],
-        )
+        video = clip_video(video_dir / f"{name}.mp4", CLIP_SECONDS)
         return Record(
             native_id=native_id,
             split=split,

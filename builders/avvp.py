@@ -41,8 +41,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from avuie.schemas import AVParsingTarget, TaskFamily, canonical
+from avuie.schemas.targets import merge_segments
 
-from .base import Builder, BuilderError, Record, Reject, VideoMedia, error_text, read_text_lines, register
+from ._clip import clip_video
+from .base import Builder, BuilderError, Record, Reject, error_text, read_text_lines, register
 from .instructions import instruction
 
 SPLIT_FILES = {"train": "AVVP_train.csv", "val": "AVVP_val_pd.csv", "test": "AVVP_test_pd.csv"}
@@ -90,18 +92,6 @@ def read_dense(path: Path) -> dict[str, list[DenseRow]]:
         filename, onset, offset, label = fields
         out[filename].append((n, onset, offset, label))
     return out
-
-
-def merge_segments(rows: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Ordered, disjoint [start, end) runs of whole seconds covering every non-empty input segment."""
-    seconds = sorted({t for s, e in rows for t in range(s, e)})
-    runs: list[tuple[int, int]] = []
-    for t in seconds:
-        if runs and runs[-1][1] == t:
-            runs[-1] = (runs[-1][0], t + 1)
-        else:
-            runs.append((t, t + 1))
-    return runs
 
 
 def dense_events(
@@ -227,12 +217,7 @@ class AvvpBuilder(Builder):
         except ValueError as exc:
             yield reject("invalid_target", error_text(exc), filename)
             return
-        video = VideoMedia(
-            path=video_dir / f"{ytid}.mp4",
-            num_frames=10,
-            duration=CLIP_SECONDS,
-            audio_windows=[(float(t), float(t + 1)) for t in range(CLIP_SECONDS)],
-        )
+        video = clip_video(video_dir / f"{ytid}.mp4", CLIP_SECONDS)
         yield Record(
             native_id=filename,
             split=split,

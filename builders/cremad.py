@@ -118,7 +118,7 @@ class CremadBuilder(Builder):
                 detail = f"emotion code {code!r} is not one of {', '.join(CREMAD_CODES)}"
                 yield Reject(split, entry, "unknown_class", detail, name, fname, row)
                 continue
-            record = clip_record(
+            yield clip_record(
                 self.name,
                 self.family,
                 native_id=name,
@@ -130,8 +130,5 @@ class CremadBuilder(Builder):
                 annotation_file=fname,
                 annotation_row=row,
                 context={"actor": actor, "sentence": sentence, "level": level},
+                original_label=code,
             )
-            if isinstance(record, Record):
-                record.target.original_label = code
-                record.context["original_label"] = code
-            yield record

@@ -105,7 +105,7 @@ class DfewBuilder(Builder):
         if native_id in seen:
             return Reject(split, entry, "duplicate", f"{native_id} is listed twice", native_id, fname, row)
         seen.add(native_id)
-        record = clip_record(
+        return clip_record(
             self.name,
             self.family,
             native_id=native_id,
@@ -115,8 +115,5 @@ class DfewBuilder(Builder):
             video=find_clip(clips, native_id, (".mp4", ".avi")),
             annotation_file=fname,
             annotation_row=row,
+            original_label=label,
         )
-        if isinstance(record, Record):
-            record.target.original_label = label
-            record.context["original_label"] = label
-        return record

@@ -7,6 +7,7 @@ points inside the mask pixels, the media a family needs) happen in `avuie.schema
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import Enum
 from typing import Annotated, Literal
 
@@ -124,6 +125,11 @@ class AVParsingTarget(_Model):
             if segs:
                 out[label] = segs
         return out
+
+
+def merge_segments(segments: Iterable[tuple[int, int]]) -> Segments:
+    """Ordered, disjoint [start, end) runs of whole seconds covering every non-empty input segment."""
+    return _runs(sorted({t for s, e in segments for t in range(s, e)}))
 
 
 def _runs(seconds: list[int]) -> Segments:

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
+import sqlite3
+import subprocess
+import time
 import wave
+from pathlib import Path
 
 import numpy as np
 from avuie.schemas import make_key, make_sample_id, render_answer
 from avuie.schemas.vocab import AVE_CLASSES
 from PIL import Image
 
+from avuie.reasoning.cache import ChainCache
 from avuie.reasoning.engine import Draft
 from tests.openai_server import FakeOpenAIServer
 
-__all__ = ["FakeOpenAIServer", "ave_draft", "ave_drafts", "jpeg", "wav"]
+__all__ = ["FakeOpenAIServer", "ave_draft", "ave_drafts", "jpeg", "kill_once_cached", "wav"]
 
 
 def jpeg(value: int, size: int = 224) -> bytes:
@@ -81,3 +88,26 @@ def ave_draft(i: int, frames: int = 2) -> Draft:
 def ave_drafts(n: int) -> list[Draft]:
     """n AVE drafts with distinct ids and answers."""
     return [ave_draft(i) for i in range(n)]
+
+
+def kill_once_cached(proc: subprocess.Popen, cache_path: Path, chains: int, timeout: float) -> set[str]:
+    """SIGKILL proc once its reasoning cache holds `chains` chains (or it exits, or `timeout` s pass).
+
+    Returns the ids of the samples whose chains the cache kept.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if cache_path.exists():
+            try:
+                n = sqlite3.connect(cache_path).execute("SELECT COUNT(*) FROM chains").fetchone()[0]
+            except sqlite3.OperationalError:
+                n = 0
+            if n >= chains:
+                break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    cache = ChainCache(cache_path)
+    finished = cache.sample_ids()
+    cache.close()
+    return finished

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -18,11 +14,11 @@ from avuie.shards.index import read_done, scan_local, tar_facts
 from typer.testing import CliRunner
 
 from avuie.cli import app
-from avuie.reasoning.cache import ChainCache
 from avuie.reasoning.check import check_reply
 from avuie.validate import validate_build
 from tests.buildkit import read_back
 from tests.openai_server import FakeOpenAIServer
+from tests.reasoning_kit import kill_once_cached
 
 runner = CliRunner()
 CHURCH, BARK = "RUhOCu3LNXM", "0IklLP7_kBw"  # video ids of two bundled AVE samples
@@ -140,20 +136,7 @@ def test_killed_build_resumes_without_asking_again(tmp_path):
         proc = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                n = sqlite3.connect(cache_path).execute("SELECT COUNT(*) FROM chains").fetchone()[0]
-            except sqlite3.OperationalError:
-                n = 0
-            if n >= 3:
-                break
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        cache = ChainCache(cache_path)
-        finished = cache.sample_ids()
-        cache.close()
+        finished = kill_once_cached(proc, cache_path, chains=3, timeout=120)
         assert 3 <= len(finished) < 6
 
         server.reset_counts()

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import pickle
-import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 from PIL import Image
 
-from avuie.reasoning.cache import ChainCache
 from avuie.reasoning.check import check_reply
 from avuie.reasoning.openai_engine import EndpointError, make_openai_engine
-from tests.reasoning_kit import FakeOpenAIServer, ave_drafts
+from tests.reasoning_kit import FakeOpenAIServer, ave_drafts, kill_once_cached
 
 FAST = {"backoff_base": 0.01, "backoff_max": 0.05, "timeout": 5.0}
 
@@ -187,21 +182,7 @@ def test_killed_run_resumes_with_only_the_missing_samples(tmp_path):
             ],
             start_new_session=True,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
-            if cache_path.exists():
-                try:
-                    n = sqlite3.connect(cache_path).execute("SELECT COUNT(*) FROM chains").fetchone()[0]
-                except sqlite3.OperationalError:
-                    n = 0
-                if n >= 8:
-                    break
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        cache = ChainCache(cache_path)
-        finished = cache.sample_ids()
-        cache.close()
+        finished = kill_once_cached(proc, cache_path, chains=8, timeout=60)
         assert 8 <= len(finished) < 30
 
         server.reset_counts()

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from avuie.synth import make_video
+from avuie.samples import _ave_tree
 
 VERSION = 1
-RAW_SUBDIR = "AVE_Dataset"
-HEADER = "Category&VideoID&Quality&StartTime&EndTime"
+RAW_SUBDIR = _ave_tree.RAW_SUBDIR
 ROWS = {
     "train": [
         ("Church bell", "RUhOCu3LNXM", 0, 10),
@@ -24,19 +23,9 @@ ROWS = {
     "val": [("Acoustic guitar", "MH3m4AwEcRY", 6, 8), ("Goat", "k_yVVSxD2fE", 0, 10)],
     "test": [("Frying (food)", "fCZi6I6kPpU", 1, 7), ("Truck", "bqG3K-1CKZg", 0, 6)],
 }
-FILES = {"train": "trainSet.txt", "val": "valSet.txt", "test": "testSet.txt"}
 
 
 def generate(root: Path) -> None:
-    """Write the AVE sample tree under root/AVE_Dataset."""
-    ds = Path(root) / RAW_SUBDIR
-    (ds / "AVE").mkdir(parents=True)
-    every = []
-    for split, rows in ROWS.items():
-        lines = [f"{c}&{v}&good&{s}&{e}" for c, v, s, e in rows]
-        every += lines
-        (ds / FILES[split]).write_text("\n".join([HEADER, *lines]) + "\n")
-    (ds / "Annotations.txt").write_text("\n".join([HEADER, *every]) + "\n")
-    videos = list(dict.fromkeys(v for rows in ROWS.values() for _, v, _, _ in rows))
-    for i, vid in enumerate(videos):
-        make_video(ds / "AVE" / f"{vid}.mp4", duration=10.0, size=(160, 120), fps=10, freq=250 + 110 * i)
+    """Write the AVE sample tree under root/AVE_Dataset (every split file with the header line)."""
+    tones = {vid: 250 + 110 * i for i, vid in enumerate(_ave_tree.video_ids(ROWS))}
+    _ave_tree.write_ave_tree(root, ROWS, headed=("train", "val", "test"), tones=tones)

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from avuie.synth import make_video
+from avuie.samples import _ave_tree
 
 VERSION = 1
-RAW_SUBDIR = "AVE_Dataset"
-HEADER = "Category&VideoID&Quality&StartTime&EndTime"
+RAW_SUBDIR = _ave_tree.RAW_SUBDIR
 
 ROWS = {
     "train": [
@@ -24,21 +23,10 @@ ROWS = {
     "val": [("Acoustic guitar", "MH3m4AwEcRY", 6, 8)],
     "test": [("Frying (food)", "fCZi6I6kPpU", 1, 7)],
 }
-FILES = {"train": "trainSet.txt", "val": "valSet.txt", "test": "testSet.txt"}
 
 
 def generate(root: Path) -> None:
-    """Write the sample tree under root/AVE_Dataset."""
-    ds = Path(root) / RAW_SUBDIR
-    (ds / "AVE").mkdir(parents=True)
-    all_rows = []
-    for split, rows in ROWS.items():
-        lines = [f"{c}&{v}&good&{s}&{e}" for c, v, s, e in rows]
-        all_rows += lines
-        head = [HEADER] if split == "train" else []
-        (ds / FILES[split]).write_text("\n".join(head + lines) + "\n")
-    (ds / "Annotations.txt").write_text("\n".join([HEADER, *all_rows]) + "\n")
-    vids = sorted({v for rows in ROWS.values() for _, v, _, _ in rows})
-    for i, vid in enumerate(vids):
-        make_video(ds / "AVE" / f"{vid}.mp4", duration=10.0, size=(160, 120), fps=10, freq=300 + 100 * i)
+    """Write the sample tree under root/AVE_Dataset (only trainSet.txt with the header line)."""
+    tones = {vid: 300 + 100 * i for i, vid in enumerate(sorted(_ave_tree.video_ids(ROWS)))}
+    ds = _ave_tree.write_ave_tree(root, ROWS, headed=("train",), tones=tones)
     (ds / "ReadMe.txt").write_text("AVE sample synthesized by avuie (lavfi testsrc2 + sine).\n")
