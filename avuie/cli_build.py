@@ -134,18 +134,29 @@ def _print_stats(source: str, stats: dict[str, Any]) -> None:
     console.print(table)
 
 
-def _load_layout(path: Path | None) -> dict[str, str]:
+def _load_layout(path: Path | None, known: set[str]) -> dict[str, str]:
+    """Read a layout file (YAML or JSON: source name -> raw path); BadParameter on any problem."""
     if path is None:
         return {}
+    if not path.is_file():
+        raise typer.BadParameter(f"layout file {path} does not exist", param_hint="--layout")
     text = path.read_text()
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
 
-        data = yaml.safe_load(text) or {}
-    else:
-        data = json.loads(text)
+            data = yaml.safe_load(text) or {}
+        else:
+            data = json.loads(text)
+    except Exception as exc:  # noqa: BLE001 - yaml and json raise different types
+        raise typer.BadParameter(f"{path} is not valid YAML/JSON: {exc}", param_hint="--layout") from exc
     if not isinstance(data, dict):
-        raise typer.BadParameter(f"{path}: a layout file maps source names to raw paths")
+        raise typer.BadParameter(
+            f"{path}: a layout file maps source names to raw paths", param_hint="--layout"
+        )
+    unknown = sorted(set(map(str, data)) - known)
+    if unknown:
+        raise typer.BadParameter(f"{path}: unknown source(s) {', '.join(unknown)}", param_hint="--layout")
     return {str(k): str(v) for k, v in data.items()}
 
 
@@ -154,11 +165,11 @@ def find_raw(source: str, raw_root: Path, layout: dict[str, str]) -> tuple[Path 
     from avuie.builders import get_builder
 
     builder = get_builder(source)
-    candidates = []
-    if source in layout:
+    if source in layout:  # an explicit entry is the only place looked at
         p = Path(layout[source])
-        candidates.append(p if p.is_absolute() else raw_root / p)
-    candidates += [raw_root / name for name in (source, *builder.raw_aliases)]
+        candidates = [p if p.is_absolute() else raw_root / p]
+    else:
+        candidates = [raw_root / name for name in (source, *builder.raw_aliases)]
     for cand in candidates:
         if cand.exists() and builder.detect(cand):
             return cand, ""
@@ -195,7 +206,10 @@ def register(app: typer.Typer) -> None:
             1 << 30, "--shard-bytes", help="A shard rolls over to a new part past this size."
         ),
         param: list[str] = typer.Option(
-            None, "--param", "-p", help="Builder parameter key=value (repeatable)."
+            None,
+            "--param",
+            "-p",
+            help="Builder parameter key=value (repeatable; with --all: SOURCE.KEY=VALUE).",
         ),
         reasoning: str = typer.Option(
             "template", "--reasoning", help="template (offline, default) or openai."
@@ -251,16 +265,29 @@ def register(app: typer.Typer) -> None:
             target = out or Path("avuie-out") / source
             try:
                 stats = build_one(source, raw, target, **kw)
-            except (BuilderError, KeyError, FileNotFoundError, _endpoint_error()) as exc:
+            except (BuilderError, KeyError, FileNotFoundError, ValueError, _endpoint_error()) as exc:
                 console.print(f"[red]error:[/red] {exc.args[0] if exc.args else exc}")
                 raise typer.Exit(2) from exc
             _print_stats(source, stats)
             console.print(f"shards and manifest in {target}")
             return
         root = out or Path("avuie-out")
-        layout_map = _load_layout(layout)
+        if layout is not None and raw_root is None:
+            raise typer.BadParameter("--layout needs --raw-root", param_hint="--layout")
+        if raw_root is not None and not raw_root.is_dir():
+            raise typer.BadParameter(f"{raw_root} is not a folder", param_hint="--raw-root")
+        layout_map = _load_layout(layout, set(load_all()))
         skipped: dict[str, str] = {}
+        all_params = kw.pop("params")
+        plain = sorted(k for k in all_params if "." not in k)
+        if plain:
+            raise typer.BadParameter(
+                f"with --all, give parameters as SOURCE.KEY=VALUE (got {', '.join(plain)})"
+            )
         for name in load_all():
+            kw["params"] = {
+                k.split(".", 1)[1]: v for k, v in all_params.items() if k.split(".", 1)[0] == name
+            }
             src_raw = None
             if raw_root is not None:
                 src_raw, why = find_raw(name, raw_root, layout_map)
@@ -269,13 +296,17 @@ def register(app: typer.Typer) -> None:
                     continue
             try:
                 stats = build_one(name, src_raw, root / name, **kw)
-            except (BuilderError, KeyError, FileNotFoundError) as exc:
-                skipped[name] = str(exc)
+            except (BuilderError, KeyError, FileNotFoundError, ValueError) as exc:
+                skipped[name] = str(exc.args[0] if exc.args else exc)
                 continue
             _print_stats(name, stats)
         for name, why in skipped.items():
             console.print(f"[yellow]skipped {name}:[/yellow] {why}")
-        console.print(f"built {len(load_all()) - len(skipped)} sources into {root}; skipped {len(skipped)}")
+        built = len(load_all()) - len(skipped)
+        console.print(f"built {built} sources into {root}; skipped {len(skipped)}")
+        if built == 0:
+            console.print("[red]error:[/red] no source was built")
+            raise typer.Exit(1)
 
     @app.command("scan")
     def scan_cmd(
@@ -290,7 +321,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             report = scan(source, raw, parse_params(param))
-        except (BuilderError, KeyError) as exc:
+        except (BuilderError, KeyError, ValueError) as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from exc
         if as_json:
@@ -341,6 +372,9 @@ def register(app: typer.Typer) -> None:
         """Re-validate every sample of every shard; exit non-zero listing the failing ids."""
         from avuie.validate import validate_build
 
+        if not out.is_dir():
+            console.print(f"[red]error:[/red] {out} is not a folder")
+            raise typer.Exit(2)
         report = validate_build(out)
         for fail in report["failures"][:50]:
             console.print(f"[red]FAIL[/red] {fail['id']}: {fail['error']}")

@@ -39,7 +39,10 @@ def _headline(metrics: dict) -> str:
 
 def eval_command(
     pred: Path = typer.Option(
-        ..., "--pred", help='Predictions JSONL: one {"id", "response"} a line (avuie predict).'
+        ...,
+        "--pred",
+        help='Predictions JSONL: one {"id", "response"} a line (avuie predict). Lines that are not JSON or lack '
+        '"id" or "response" are not scored; the summary and the report count them and name their line numbers.',
     ),
     data: Path = typer.Option(
         ..., "--data", help="Build directory (or a root of several) holding the shards."
@@ -93,6 +96,14 @@ def eval_command(
     if report["mask_backend"]:
         reason = f" ({report['mask_backend_reason']})" if report["mask_backend_reason"] else ""
         console.print(f"masks from text: {report['mask_backend']}{reason}")
+    if report["n_malformed_lines"]:
+        lines = ", ".join(map(str, report["malformed_lines"][:10]))
+        more = ", ..." if report["n_malformed_lines"] > 10 else ""
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in report["malformed_reasons"].items())
+        console.print(
+            f"[yellow]{report['n_malformed_lines']} malformed prediction lines were not scored "
+            f"(lines {lines}{more}; {reasons})[/yellow]"
+        )
     if report["n_unknown_ids"]:
         console.print(f"[yellow]{report['n_unknown_ids']} predicted ids are not in {data}[/yellow]")
     if to:
@@ -101,18 +112,38 @@ def eval_command(
         console.print(f"report written to {to}")
 
 
+def default_chart_path(report: Path | None) -> Path | None:
+    """Where `avuie transfer` draws its chart without --chart: beside the --to report, with its name and .png
+    (`out/t.json` -> `out/t.png`); None (no chart) without a report."""
+    if report is None:
+        return None
+    return (
+        report.with_name(report.stem + ".chart.png")
+        if report.suffix == ".png"
+        else report.with_suffix(".png")
+    )
+
+
 def transfer_command(
     single: list[Path] = typer.Option(
         ..., "--single", help="Single-task eval report(s) or run dir(s) (repeatable)."
     ),
     multi: Path = typer.Option(..., "--multi", help="The multi-task eval report or run dir."),
     to: Path = typer.Option(None, "--to", help="Write the transfer report JSON here."),
-    chart: Path = typer.Option(Path("transfer.png"), "--chart", help="Where to draw the PNG bar chart."),
+    chart: Path = typer.Option(
+        None,
+        "--chart",
+        help="Where to draw the PNG bar chart. Default: next to the --to report (its name with .png); "
+        "with neither --to nor --chart no chart is drawn.",
+    ),
     tolerance: float = typer.Option(
         0.0, help="A task counts as positive transfer when its gain exceeds this."
     ),
 ) -> None:
-    """Per task, the multi-task score minus the single-task score, and the share of tasks with positive transfer."""
+    """Per task, the multi-task score minus the single-task score, and the share of tasks with positive transfer.
+
+    The bar chart goes to --chart, else beside the --to report (REPORT with .png); with neither, none is drawn.
+    """
     from avuie.eval.transfer import load_report, plot_transfer, transfer_report
 
     try:
@@ -139,8 +170,9 @@ def transfer_command(
             console.print(
                 f"[yellow]not compared ({side.replace('_', ' ')}): {', '.join(result[side])}[/yellow]"
             )
-    result["chart"] = str(plot_transfer(result, chart))
-    console.print(f"chart written to {chart}")
+    chart = chart or default_chart_path(to)
+    result["chart"] = str(plot_transfer(result, chart)) if chart else None
+    console.print(f"chart written to {chart}" if chart else "no chart drawn (give --chart or --to)")
     if to:
         to.parent.mkdir(parents=True, exist_ok=True)
         to.write_text(json.dumps(result, indent=2))

@@ -19,14 +19,15 @@ def serve(
     token: str | None = typer.Option(
         None,
         envvar="AVUIE_SERVE_TOKEN",
-        help="Require 'Authorization: Bearer TOKEN' on every request but /healthz (or set AVUIE_SERVE_TOKEN).",
+        help="Require 'Authorization: Bearer TOKEN' on every request, /healthz included (or set AVUIE_SERVE_TOKEN).",
     ),
     log_level: str = typer.Option("warning", help="uvicorn log level (debug, info, warning, error)."),
 ) -> None:
     """Serve the shards under OUT read-only over HTTP, with Range requests, until SIGTERM or Ctrl-C.
 
     GET /index.json lists every shard (URL, samples, bytes, sha256) with counts per source, family and split;
-    GET /healthz answers without a token. Stream with avuie.shards.loader.AVStream("http://HOST:PORT"),
+    GET /healthz says the process is up. With --token every request, /healthz included, needs
+    'Authorization: Bearer TOKEN' (401 without it). Stream with avuie.shards.loader.AVStream("http://HOST:PORT"),
     webdataset (the shard URLs) or fsspec.
     """
     from rich.console import Console

@@ -6,6 +6,24 @@ from pathlib import Path
 
 import typer
 
+TOKEN_HELP = (
+    "Bearer token of the shard server (its --token); default: $AVUIE_SERVE_TOKEN. Never saved in RUN."
+)
+
+
+def fail(error: Exception) -> typer.Exit:
+    """Print `error: ...` for a data or config problem (a 401 explains --token) and return Exit(2) to raise."""
+    from avuie.trainer.data import is_unauthorized
+
+    message = str(error)
+    if is_unauthorized(error):
+        message = (
+            "the shard server refused the request (401 unauthorized): pass --token TOKEN, or set "
+            f"AVUIE_SERVE_TOKEN, with the token the server was started with ({error})"
+        )
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
 
 def register(app: typer.Typer) -> None:
     """Add the `train` and `predict` commands to the app."""
@@ -29,12 +47,15 @@ def train(
     overrides: list[str] = typer.Option(
         [], "--set", help="Override a config key, e.g. --set model.path=/models/omni."
     ),
+    token: str | None = typer.Option(None, "--token", envvar="AVUIE_SERVE_TOKEN", help=TOKEN_HELP),
 ) -> None:
     """Train Crab+ (or the modular model) with I-LoRA on avuie shards.
 
     One process: `avuie train ...`. Several GPUs or nodes: `torchrun --nproc_per_node N -m avuie train ...`
     (DDP, or FSDP with --set train.distributed=fsdp). bf16 autocast on GPU, fp32 on CPU. A checkpoint is written
-    every train.save_every steps; running the same command again resumes exactly from the latest one.
+    every train.save_every steps; running the same command again resumes exactly from the latest one (with
+    another --max-steps, the learning rate follows the new schedule from the resumed step on). --data is
+    checked before anything is written to --out.
     """
     from avuie.trainer.config import load_config
 
@@ -42,13 +63,14 @@ def train(
         cfg = load_config(config, list(overrides) + ([f"train.max_steps={max_steps}"] if max_steps else []))
     except (FileNotFoundError, ValueError) as error:
         raise typer.BadParameter(str(error), param_hint="--config/--set") from error
+    if token:
+        cfg["data"]["token"] = token
     from avuie.trainer.recipe import train as run_recipe
 
     try:
         lines = run_recipe(cfg, data, out)
     except (FileNotFoundError, ValueError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from error
+        raise fail(error) from error
     if lines:
         last = lines[-1]
         typer.echo(
@@ -74,13 +96,15 @@ def predict(
     max_length: int | None = typer.Option(
         None, "--max-length", help="Longest prompt in tokens (default: the run's data.max_length)."
     ),
+    token: str | None = typer.Option(None, "--token", envvar="AVUIE_SERVE_TOKEN", help=TOKEN_HELP),
 ) -> None:
     """Generate a response for every sample of a split with a trained run (batched, left padding, greedy)."""
     from avuie.trainer.predict import predict as run_predict
 
     try:
-        n = run_predict(run, data, split, to, batch_size, max_new_tokens, limit, checkpoint, max_length)
+        n = run_predict(
+            run, data, split, to, batch_size, max_new_tokens, limit, checkpoint, max_length, token
+        )
     except (FileNotFoundError, ValueError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from error
+        raise fail(error) from error
     typer.echo(f"wrote {n} predictions to {to}")

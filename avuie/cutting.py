@@ -75,8 +75,10 @@ def cut_record(
 
 def _cut_video(cut: Cut, req: VideoMedia, family: TaskFamily, profile: Profile) -> None:
     n = req.num_frames or profile.frames_for(family)
+    info = media.probe(req.path)
     clip = media.extract_clip(
         req.path,
+        info=info,
         start=req.start,
         duration=req.duration,
         num_frames=n,
@@ -101,12 +103,22 @@ def _cut_video(cut: Cut, req: VideoMedia, family: TaskFamily, profile: Profile) 
             frame_count=len(names),
             size=(w, h),
             original_size=tuple(clip.original_size),
+            source_duration=clip.source_duration,
         )
     )
     if req.audio_role is not None and clip.audio is not None:
         name = _audio_name(req.audio_role, req.prefix)
+        original = (info.audio_sample_rate, info.audio_channels, clip.source_duration)
         _add_audio(
-            cut, req.audio_role, name, req, clip.audio, clip.audio_num_samples, req.audio_windows, profile
+            cut,
+            req.audio_role,
+            name,
+            req,
+            clip.audio,
+            clip.audio_num_samples,
+            req.audio_windows,
+            profile,
+            original,
         )
 
 
@@ -121,7 +133,8 @@ def _cut_audio(cut: Cut, req: AudioMedia, profile: Profile) -> None:
     audio = media.extract_audio(
         req.path, start=req.start, duration=req.duration, sample_rate=profile.sample_rate
     )
-    _add_audio(cut, req.role, req.file, req, audio.wav, audio.num_samples, req.windows, profile)
+    original = (audio.original_sample_rate, audio.original_channels, audio.source_duration)
+    _add_audio(cut, req.role, req.file, req, audio.wav, audio.num_samples, req.windows, profile, original)
 
 
 def _add_audio(
@@ -133,8 +146,12 @@ def _add_audio(
     num_samples: int,
     windows: list[tuple[float, float]] | None,
     profile: Profile,
+    original: tuple[int | None, int | None, float | None] = (None, None, None),
 ) -> None:
-    """Add a cut WAV as tar member `name` and its measured audio MediaItem (windows clamped to its length)."""
+    """Add a cut WAV as tar member `name` and its measured audio MediaItem (windows clamped to its length).
+
+    `original` is the source's (sample rate, channels, duration) as probed.
+    """
     cut.files[name] = wav
     seconds = num_samples / profile.sample_rate
     cut.media.append(
@@ -149,5 +166,8 @@ def _add_audio(
             channels=1,
             num_samples=num_samples,
             segments=_windows(windows, seconds),
+            original_sample_rate=original[0],
+            original_channels=original[1],
+            source_duration=original[2],
         )
     )

@@ -316,6 +316,7 @@ def build_shard(
         if progress:
             progress(len(records))
     marker = {
+        "records_digest": chunk_digest(records),
         "tars_info": {t: tar_info(shard_dir / t) for t in tars},
         "shard": name,
         "split": records[0].split if records else "",
@@ -344,7 +345,10 @@ def build(
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temp(out)
+    if config.shard_size < 1 or config.shard_bytes < 1 or (config.limit is not None and config.limit < 1):
+        raise ValueError("shard_size, shard_bytes and limit must be at least 1")
     by_split, entry_rejects, notices = read_records(builder, config)
+    _check_splits(builder, config, by_split, entry_rejects)
     total = sum(len(v) for v in by_split.values())
     done_count = [0]
 
@@ -364,7 +368,7 @@ def build(
                 chunk = records[i : i + config.shard_size]
                 name = f"{builder.name}-{split}-{i // config.shard_size:05d}"
                 marker = shard_dir / f"{name}.done.json"
-                if marker.exists() and json.loads(marker.read_text()).get("fingerprint") == fingerprint:
+                if _is_done(marker, fingerprint, chunk_digest(chunk)):
                     skipped += 1
                     tick(len(chunk))
                     continue
@@ -383,6 +387,42 @@ def build(
     )
     write_json_atomic(out / "build.json", _build_info(builder, config, by_split, entry_rejects))
     return stats
+
+
+def chunk_digest(records: list[Record]) -> str:
+    """sha256 over what a shard is made from (ids, entries, targets, raw media paths and cut settings)."""
+    h = hashlib.sha256()
+    for r in records:
+        target = r.target.model_dump_json() if r.target is not None else ""
+        media = [
+            (type(m).__name__, str(m.path), getattr(m, "start", 0), getattr(m, "duration", None))
+            for m in r.media
+        ]
+        h.update(f"{r.split}/{r.native_id}\t{r.entry}\t{target}\t{media}\t{r.instruction}\n".encode())
+    return h.hexdigest()
+
+
+def _is_done(marker: Path, fingerprint: str, digest: str) -> bool:
+    """A shard counts as finished when its marker exists and was made with the same settings and records."""
+    if not marker.exists():
+        return False
+    try:
+        done = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    return done.get("fingerprint") == fingerprint and done.get("records_digest") == digest
+
+
+def _check_splits(builder: Builder, config: BuildConfig, by_split: dict, rejects: list[Reject]) -> None:
+    if not config.splits:
+        return
+    seen = set(by_split) | {r.split for r in rejects}
+    missing = [s for s in config.splits if s not in seen]
+    if missing:
+        raise ValueError(
+            f"{builder.name}: no entries for split(s) {', '.join(missing)} in {config.raw}; "
+            f"this source's splits are {', '.join(builder.splits)}"
+        )
 
 
 def _notice_counts(notices: list[Notice]) -> dict[str, dict[str, int]]:

@@ -121,6 +121,8 @@ def make_pairs(clips: list[PairClip], seed: Any, split: str) -> list[tuple[PairC
 class PairBuilder(Builder):
     """Base of a2v and v2a: subclasses set `direction` and build the media of one pair."""
 
+    parameters = ("pair_source", "seed", "source_params")
+
     direction: str = "a2v"
     family = TaskFamily.cross_modal_matching
     license = "that of the pair source (default AVE: none stated, YouTube-derived, research use)"

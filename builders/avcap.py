@@ -70,6 +70,7 @@ class AvcapBuilder(Builder):
     """VALOR-32K audio-visual captioning: one sample per clip caption."""
 
     name = "avcap"
+    parameters = ("annotations",)
     raw_aliases = ("valor32k", "valor")
     family = TaskFamily.captioning
     license = "MIT (VALOR repository); clips from AudioSet (YouTube), research use"

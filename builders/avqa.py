@@ -122,6 +122,7 @@ class AvqaBuilder(Builder):
     """MUSIC-AVQA open question answering: one sample per question."""
 
     name = "avqa"
+    parameters = ("annotations",)
     raw_aliases = ("music_avqa", "MUSIC-AVQA")
     family = TaskFamily.question_answering
     license = "MIT (LICENSE file of GeWu-Lab/MUSIC-AVQA; its README says GPL-3.0); videos research use"

@@ -163,8 +163,14 @@ class Builder:
     description: ClassVar[str] = ""
     # Other folder names under a --raw-root where this source's release may sit (a2v/v2a read the AVE tree).
     raw_aliases: ClassVar[tuple[str, ...]] = ()
+    # The `--param` names this builder reads (documented in its module docstring); others are refused.
+    parameters: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **params: Any) -> None:
+        unknown = sorted(set(params) - set(self.parameters))
+        if unknown:
+            known = ", ".join(self.parameters) or "none"
+            raise BuilderError(f"{self.name}: unknown parameter(s) {', '.join(unknown)} (known: {known})")
         self.params = params
 
     def read(self, raw: Path) -> Iterator[Record | Reject | Notice]:

@@ -84,6 +84,7 @@ class CremadBuilder(Builder):
     """CREMA-D emotion recognition: one sample per clip, split by actor."""
 
     name = "cremad"
+    parameters = ("val_actors", "test_actors")
     raw_aliases = ("crema_d", "CREMA-D")
     family = TaskFamily.emotion_recognition
     license = "ODbL 1.0 (database) / DbCL 1.0 (contents)"

@@ -50,6 +50,7 @@ class DfewBuilder(Builder):
     """DFEW emotion recognition: one sample per single-labelled row of the chosen fold."""
 
     name = "dfew"
+    parameters = ("fold",)
     raw_aliases = ("DFEW",)
     family = TaskFamily.emotion_recognition
     license = "DFEW EULA (academic research only; obtain from the authors)"

@@ -88,6 +88,7 @@ class KsBuilder(Builder):
     """Kinetics-Sounds action recognition: one sample per Kinetics row of a listed class."""
 
     name = "ks"
+    parameters = ("classes",)
     raw_aliases = ("kinetics_sounds", "kinetics")
     family = TaskFamily.action_recognition
     license = "CC BY 4.0 (Kinetics annotations); clips from YouTube, research use"

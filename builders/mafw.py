@@ -46,6 +46,7 @@ class MafwBuilder(Builder):
     """MAFW emotion recognition: one sample per line of the chosen fold's lists."""
 
     name = "mafw"
+    parameters = ("fold",)
     raw_aliases = ("MAFW",)
     family = TaskFamily.emotion_recognition
     license = "MAFW EULA (academic research only; obtain from the authors)"

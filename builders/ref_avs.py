@@ -65,6 +65,7 @@ class RefAvsBuilder(Builder):
     """Ref-AVS: one frame + its 1 s of audio + an expression; is the object there, and where."""
 
     name = "ref_avs"
+    parameters = ("frame", "duplicates", "min_area")
     raw_aliases = ("refavs", "REFAVS")
     family = TaskFamily.segmentation
     license = "MIT (Ref-AVS annotations, GeWu-Lab); media YouTube-derived, research use"

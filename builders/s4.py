@@ -263,6 +263,8 @@ def semantic_clip_files(
 class AvsBenchBuilder(Builder):
     """The AVSBench reading shared by s4, ms3 and arig: rows -> clips -> one record per annotated frame."""
 
+    parameters = ("release", "mask_encoding", "binary_label", "media", "min_area", "subsets")
+
     family = TaskFamily.segmentation
     license = LICENSE
     splits = SPLITS

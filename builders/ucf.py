@@ -49,6 +49,7 @@ class UcfBuilder(Builder):
     """UCF101 action recognition: one sample per clip of the chosen official split."""
 
     name = "ucf"
+    parameters = ("fold",)
     raw_aliases = ("ucf101", "UCF101")
     family = TaskFamily.action_recognition
     license = "none stated (YouTube-derived, research use; CRCV UCF)"

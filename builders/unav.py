@@ -122,6 +122,7 @@ class UnavBuilder(Builder):
     """UnAV-100 dense event localization: one sample per untrimmed video."""
 
     name = "unav"
+    parameters = ("end_tolerance",)
     raw_aliases = ("unav100", "UnAV-100")
     family = TaskFamily.event_localization
     license = "CC BY-NC 4.0 (UnAV-100 project page); videos YouTube-derived, research use"

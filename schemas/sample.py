@@ -43,6 +43,9 @@ class MediaItem(_Model):
     original_size: tuple[int, int] | None = None
     sample_rate: int | None = None
     channels: int | None = None
+    original_sample_rate: int | None = None
+    original_channels: int | None = None
+    source_duration: float | None = None
     num_samples: int | None = None
     segments: list[tuple[float, float]] | None = None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +24,11 @@ from avuie.synth import make_video, truncate_file
 from tests.buildkit import assert_build_ok, build_source, scan_counts
 
 runner = CliRunner()
+
+
+def flat(output: str) -> str:
+    """CLI output with rich's box characters and line wrapping removed."""
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", output).split())
 
 
 def test_scan_real_ave_annotations(real_root):
@@ -78,6 +84,9 @@ def test_bundled_sample_builds_with_the_asked_media(tmp_path):
         assert times == sorted(times) and 0 < times[0] < 1 and 9 < times[-1] < 10
         audio = next(m for m in it["sample"]["media"] if m["kind"] == "audio")
         assert len(audio["segments"]) == 10
+        # what the source held is kept beside what was cut (the synthesized clips: 44.1 kHz stereo AAC)
+        assert (audio["original_sample_rate"], audio["original_channels"]) == (44100, 2)
+        assert abs(audio["source_duration"] - 10.0) < 0.1
     manifest = pq.read_table(out / "manifest.parquet").to_pylist()
     assert len(manifest) == 6 and all(r["reasoning_kind"] == "template" for r in manifest)
     build_info = json.loads((out / "build.json").read_text())
@@ -247,3 +256,46 @@ def test_shard_bytes_rolls_over_into_parts_that_validate(tmp_path):
     assert set(marker["tars_info"]) == set(tars)
     assert all(len(info["table"]["rows"]) == 1 for info in marker["tars_info"].values())
     assert_build_ok(out, stats, min_written=6)
+
+
+def test_rerun_with_other_records_rebuilds_instead_of_keeping_stale_shards(tmp_path, real_root):
+    out = tmp_path / "ave"
+    assert runner.invoke(app, ["build", "--source", "ave", "--out", str(out), "--limit", "1"]).exit_code == 0
+    result = runner.invoke(app, ["build", "--source", "ave", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["splits"]["train"]["written"] == 4 and stats["shards_skipped"] == 2  # val and test unchanged
+    # another raw tree into the same folder: nothing of the bundled clip may survive
+    result = runner.invoke(
+        app, ["build", "--source", "ave", "--out", str(out), "--split", "test", "--raw",
+              str(real_root / "ave" / "AVE_Dataset")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["splits"]["test"]["in"] == 402 and stats["shards_skipped"] == 0
+    ids = {r["id"] for r in pq.read_table(out / "manifest.parquet").to_pylist()}
+    assert ids == {"ave/test/-67UNKFmRLk_" + next(iter(ids)).split("_", 1)[1]}
+    assert not any("fCZi6I6kPpU" in i for i in ids)
+    assert runner.invoke(app, ["validate", str(out)]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--param", "bogus=1"], "unknown parameter(s) bogus"),
+        (["--shard-size", "0"], "at least 1"),
+        (["--limit", "-1"], "at least 1"),
+        (["--split", "nosuch"], "no entries for split(s) nosuch"),
+    ],
+)
+def test_build_refuses_bad_settings_with_a_clear_error(tmp_path, args, message):
+    result = runner.invoke(app, ["build", "--source", "ave", "--out", str(tmp_path / "o"), *args])
+    assert result.exit_code == 2, result.output
+    assert message in flat(result.output) and "Traceback" not in result.output
+
+
+def test_scan_refuses_unknown_parameters_and_validate_a_missing_folder(tmp_path):
+    result = runner.invoke(app, ["scan", "--source", "ucf", "--param", "split=2"])
+    assert result.exit_code == 2 and "unknown parameter(s) split" in flat(result.output)
+    result = runner.invoke(app, ["validate", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2 and "is not a folder" in flat(result.output)

@@ -1,9 +1,10 @@
 """Read what `avuie eval` scores: predictions (JSONL) and the ground-truth samples of a build directory.
 
 Predictions: one JSON object a line, `{"id": "<source>/<split>/<native_id>", "response": "..."}` (what `avuie
-predict` writes). Ground truth: the shards under a build root (plain tar reading: each sample's `<key>.json`
-member, its mask PNGs `<key>.mask_N.png`, and its image when SAM2 needs it). Where `manifest.parquet` files
-exist, only the shards holding predicted ids are opened, and the manifest counts the samples left unpredicted.
+predict` writes); any other line is malformed, left out and reported (see `read_predictions`). Ground truth:
+the shards under a build root (plain tar reading: each sample's `<key>.json` member, its mask PNGs
+`<key>.mask_N.png`, and its image when SAM2 needs it). Where `manifest.parquet` files exist, only the shards
+holding predicted ids are opened, and the manifest counts the samples left unpredicted.
 """
 
 from __future__ import annotations
@@ -33,32 +34,73 @@ class GroundTruth:
     image: np.ndarray | None = None
 
 
-def read_predictions(path: str | Path) -> tuple[dict[str, str], int]:
-    """Read preds.jsonl into {id: response}; returns it and the number of duplicate ids (the last one wins).
+MALFORMED_SHOWN = 20  # line numbers of malformed prediction lines kept in the report
 
-    Raises ValueError naming the line of a malformed record, FileNotFoundError for a missing file.
+
+@dataclass
+class Predictions:
+    """A predictions file read: {id: response}, how many ids repeated, and the malformed lines left out.
+
+    `malformed` holds (line number, reason, id or None) for every line that is not a JSON object with a string
+    "id" and a string "response" (e.g. "not JSON", 'no "response" key'); those lines are not scored, so their
+    samples count as unpredicted, never as unparseable answers.
+    """
+
+    responses: dict[str, str]
+    duplicates: int = 0
+    malformed: list[tuple[int, str, str | None]] = field(default_factory=list)
+
+    def malformed_summary(self) -> dict[str, Any]:
+        """{"n_malformed_lines", "malformed_lines" (the first MALFORMED_SHOWN line numbers), "malformed_reasons"
+        ({reason: count})}."""
+        return {
+            "n_malformed_lines": len(self.malformed),
+            "malformed_lines": [line for line, _, _ in self.malformed[:MALFORMED_SHOWN]],
+            "malformed_reasons": dict(sorted(Counter(reason for _, reason, _ in self.malformed).items())),
+        }
+
+
+def _malformed_reason(record: Any) -> str | None:
+    """Why a decoded JSON line is not a prediction {"id": str, "response": str}, or None when it is one."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    if not isinstance(record.get("id"), str):
+        return 'no string "id"'
+    if "response" not in record:
+        return 'no "response" key'
+    if not isinstance(record["response"], str):
+        return '"response" is not a string'
+    return None
+
+
+def read_predictions(path: str | Path) -> Predictions:
+    """Read preds.jsonl: one {"id": str, "response": str} a line (blank lines are skipped).
+
+    Returns a Predictions: {id: response} (for a repeated id the last one wins, and the repeats are counted)
+    and the malformed lines with their reasons (not JSON, not an object, no string id, no or a non-string
+    response), which are left out rather than scored. Raises FileNotFoundError for a missing file.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"predictions file {path} does not exist")
-    preds: dict[str, str] = {}
-    duplicates = 0
+    out = Predictions({})
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not JSON ({exc.msg})") from None
-            if not isinstance(record, dict) or not isinstance(record.get("id"), str):
-                raise ValueError(f'{path}:{lineno}: a prediction needs {{"id": str, "response": str}}')
-            response = record.get("response")
-            if response is not None and not isinstance(response, str):
-                raise ValueError(f"{path}:{lineno}: response must be a string")
-            duplicates += record["id"] in preds
-            preds[record["id"]] = response or ""
-    return preds, duplicates
+            except json.JSONDecodeError:
+                out.malformed.append((lineno, "not JSON", None))
+                continue
+            reason = _malformed_reason(record)
+            if reason is not None:
+                sample_id = record.get("id") if isinstance(record, dict) else None
+                out.malformed.append((lineno, reason, sample_id if isinstance(sample_id, str) else None))
+                continue
+            out.duplicates += record["id"] in out.responses
+            out.responses[record["id"]] = record["response"]
+    return out
 
 
 def source_of(sample_id: str) -> str:

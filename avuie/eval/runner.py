@@ -7,10 +7,17 @@ and counted in `n_constraint_violations`. A response with no readable answer cou
 AVE segment wrong, every AVVP F 0, no UnAV detection, an empty caption, no box, and for masks the inverse of the
 ground truth (IoU 0, F 0, S 1 on Ref-AVS's null set).
 
-The report: {"predictions", "data", "mask_backend", "mask_backend_reason", "n_predictions", "n_duplicate_ids",
-"n_unknown_ids", "unknown_ids" (first 20), "tasks": {source: {"n", "n_unparseable", "n_constraint_violations",
-"n_unpredicted", "metrics": {...}, "primary": {"metric", "value", "higher_is_better"}}}}. The primary metric of
-each task is what `avuie transfer` compares.
+A prediction line that is not a JSON object with a string "id" and a string "response" (no "response" key, not
+JSON, ...) is malformed: it is not scored (its sample, when the id is known, counts as unpredicted, not as
+unparseable) and the report says so in "n_malformed_lines", "malformed_lines" (the first 20 line numbers) and
+"malformed_reasons" ({reason: count}).
+
+The report: {"predictions", "data", "mask_backend", "mask_backend_reason", "n_predictions", "n_malformed_lines",
+"malformed_lines", "malformed_reasons", "n_duplicate_ids", "n_unknown_ids", "unknown_ids" (first 20),
+"tasks": {source: {"n", "n_unparseable", "n_constraint_violations", "n_unpredicted", "n_malformed" (its
+malformed lines that carry an id: not scored), "metrics": {...},
+"primary": {"metric", "value", "higher_is_better"}}}}. The primary metric of each task is what `avuie transfer`
+compares.
 """
 
 from __future__ import annotations
@@ -232,12 +239,19 @@ def evaluate(
     """Score a predictions file against a build directory; `tasks` limits the sources (None: all predicted).
 
     `progress(stage, done, total)` is called while shards are read and tasks scored. Returns the report dict
-    described in this module's docstring. Raises ValueError when no prediction matches the selection.
+    described in this module's docstring. Raises ValueError when no prediction matches the selection (naming
+    the malformed lines, if any).
     """
-    preds, duplicates = read_predictions(pred_path)
+    read = read_predictions(pred_path)
+    preds, malformed = read.responses, read.malformed_summary()
     wanted = {i for i in preds if tasks is None or source_of(i) in set(tasks)}
     if not wanted:
-        raise ValueError(f"no prediction in {pred_path} belongs to the tasks {sorted(tasks or [])}")
+        bad = ""
+        if malformed["n_malformed_lines"]:
+            lines = ", ".join(map(str, malformed["malformed_lines"][:5]))
+            reasons = ", ".join(f"{reason}: {n}" for reason, n in malformed["malformed_reasons"].items())
+            bad = f" ({malformed['n_malformed_lines']} malformed lines, e.g. line {lines}; {reasons})"
+        raise ValueError(f"no prediction in {pred_path} belongs to the tasks {sorted(tasks or [])}{bad}")
     seg_sources = {"s4", "ms3", "ref_avs"}
     masker = None
     if any(source_of(i) in seg_sources for i in wanted):
@@ -263,7 +277,8 @@ def evaluate(
         "mask_backend": masker.name if masker else None,
         "mask_backend_reason": masker.reason if masker else None,
         "n_predictions": len(preds),
-        "n_duplicate_ids": duplicates,
+        **malformed,
+        "n_duplicate_ids": read.duplicates,
         "n_unknown_ids": len(unknown),
         "unknown_ids": unknown[:20],
         "tasks": {},
@@ -271,6 +286,7 @@ def evaluate(
     for done, (task, items) in enumerate(sorted(by_task.items()), 1):
         result = score_task(items, [preds[it.id] for it in items], masker)
         result["n_unpredicted"] = sum(n for pair, n in unpredicted.items() if pair.startswith(f"{task}/"))
+        result["n_malformed"] = sum(bool(i) and source_of(i) == task for _, _, i in read.malformed)
         if task in seg_sources:
             result["mask_backend"] = report["mask_backend"]
         report["tasks"][task] = result
