@@ -1,7 +1,7 @@
 """A read-only HTTP server for the shards under a root (Starlette app, served by uvicorn).
 
-Routes (every one needs `Authorization: Bearer <token>` when a token is set, except `/healthz`, which says only
-that the process is up, so that load balancers and orchestrators can probe it without the secret):
+Routes (when a token is set, every one of them, `/healthz` included, needs `Authorization: Bearer <token>` and
+answers 401 without it; probes of a token-guarded server must send the header too):
 
 - `GET /healthz` -> {"status": "ok"}
 - `GET /index.json` -> {"shards": [{"url", "path", "samples", "bytes", "sha256", "table", "counts"}],
@@ -149,7 +149,8 @@ def resolve_under(root: Path, url_path: str) -> Path:
 
 
 def create_app(root: str | os.PathLike, token: str | None = None, catalog: ShardCatalog | None = None):
-    """Return the ASGI app serving root read-only; with token, requests need `Authorization: Bearer <token>`."""
+    """Return the ASGI app serving root read-only; with token, every request (`/healthz` included) needs
+    `Authorization: Bearer <token>`."""
     import anyio
     from starlette.applications import Starlette
     from starlette.responses import FileResponse, JSONResponse
@@ -202,13 +203,14 @@ def create_app(root: str | os.PathLike, token: str | None = None, catalog: Shard
 
 
 class BearerTokenGate:
-    """ASGI middleware: answer 401 unless `Authorization: Bearer <token>` matches (`/healthz` is exempt)."""
+    """ASGI middleware: answer 401 to every HTTP request (`/healthz` too) unless `Authorization: Bearer <token>`
+    matches."""
 
-    def __init__(self, app, token: str, exempt: tuple[str, ...] = ("/healthz",)):
-        self.app, self.expected, self.exempt = app, f"Bearer {token}".encode(), exempt
+    def __init__(self, app, token: str):
+        self.app, self.expected = app, f"Bearer {token}".encode()
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["path"] not in self.exempt:
+        if scope["type"] == "http":
             given = dict(scope["headers"]).get(b"authorization", b"")
             if not hmac.compare_digest(given, self.expected):
                 body = json.dumps({"error": "missing or wrong bearer token"}).encode()

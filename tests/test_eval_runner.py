@@ -43,6 +43,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from avuie.cli import app
+from avuie.cli_eval import default_chart_path
 from avuie.eval.runner import evaluate
 from avuie.eval.transfer import load_report, plot_transfer, transfer_report
 
@@ -236,13 +237,62 @@ def test_reading_without_manifest_and_bad_inputs(build, tmp_path):
     assert (
         report["tasks"]["ks"]["primary"]["value"] == 1.0 and report["tasks"]["ks"]["n_unpredicted"] == N - 3
     )
-    (tmp_path / "bad.jsonl").write_text('{"id": "ks/test/0", "response": "x"}\nnot json\n')
-    with pytest.raises(ValueError, match="bad.jsonl:2"):
-        evaluate(tmp_path / "bad.jsonl", bare)
     with pytest.raises(FileNotFoundError, match="no shards"):
         evaluate(tmp_path / "p.jsonl", tmp_path / "nowhere")
     with pytest.raises(ValueError, match="no prediction"):
         evaluate(tmp_path / "p.jsonl", bare, tasks=["ave"])
+
+
+def test_malformed_prediction_lines_are_reported_not_scored(build, tmp_path):
+    root, samples = build
+    ks = [s for s in samples if s.source == "ks"]
+    lines = [json.dumps({"id": s.id, "response": s.response}) for s in ks[:3]]
+    lines += [
+        json.dumps({"id": ks[3].id}),  # line 4: no response key
+        "not json {",  # line 5
+        "",  # blank: skipped, not malformed
+        json.dumps({"id": ks[4].id, "response": None}),  # line 7
+        json.dumps(["ks/test/5", "x"]),  # line 8: not an object
+        json.dumps({"response": "<answer>x</answer>"}),  # line 9: no id
+        json.dumps({"id": ks[5].id, "response": "no answer here"}),  # line 10: well formed, unparseable
+    ]
+    preds = tmp_path / "p.jsonl"
+    preds.write_text("\n".join(lines) + "\n")
+    report = evaluate(preds, root, tasks=["ks"])
+    assert report["n_malformed_lines"] == 5 and report["malformed_lines"] == [4, 5, 7, 8, 9]
+    assert report["malformed_reasons"] == {'"response" is not a string': 1, 'no "response" key': 1,
+                                           'no string "id"': 1, "not JSON": 1, "not a JSON object": 1}  # fmt: skip
+    ks_result = report["tasks"]["ks"]
+    assert ks_result["n"] == 4 and ks_result["n_unparseable"] == 1  # only the well-formed unparseable line
+    assert ks_result["n_malformed"] == 2 and ks_result["n_unpredicted"] == 2
+    assert ks_result["primary"]["value"] == pytest.approx(3 / 4)
+    clean = evaluate(write_preds(tmp_path / "clean.jsonl", ks), root, tasks=["ks"])
+    assert (
+        clean["n_malformed_lines"] == 0
+        and clean["malformed_lines"] == []
+        and clean["malformed_reasons"] == {}
+    )
+    many = tmp_path / "many.jsonl"
+    many.write_text("".join(json.dumps({"id": f"ks/test/{i}"}) + "\n" for i in range(30)))
+    with pytest.raises(
+        ValueError, match=r"30 malformed lines, e\.g\. line 1, 2, 3, 4, 5; no \"response\" key: 30"
+    ):
+        evaluate(many, root)
+
+
+def test_cli_eval_names_malformed_lines(build, tmp_path):
+    root, samples = build
+    ks = [s for s in samples if s.source == "ks"]
+    preds = write_preds(tmp_path / "p.jsonl", ks[:2])
+    with preds.open("a") as fh:
+        fh.write(json.dumps({"id": ks[2].id}) + "\n" + "garbage\n")
+    res = CliRunner().invoke(
+        app, ["eval", "--pred", str(preds), "--data", str(root), "--to", str(tmp_path / "r.json")]
+    )
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert "2 malformed prediction lines were not scored" in said and "lines 3, 4" in said
+    assert json.loads((tmp_path / "r.json").read_text())["malformed_lines"] == [3, 4]
 
 
 # ------------------------------------------------------------------ transfer
@@ -304,3 +354,29 @@ def test_cli_eval_then_transfer(build, tmp_path):
         app, ["transfer", "--single", str(tmp_path / "missing"), "--multi", str(tmp_path / "multi.json")]
     )
     assert res.exit_code == 1 and "does not exist" in " ".join(res.output.split())
+
+
+def test_cli_transfer_chart_defaults_beside_the_report_or_is_skipped(tmp_path, monkeypatch):
+    single, multi = tmp_path / "single.json", tmp_path / "multi.json"
+    single.write_text(json.dumps(report_of({"ave": 0.70, "ks": 0.80})))
+    multi.write_text(json.dumps(report_of({"ave": 0.75, "ks": 0.78})))
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    runner = CliRunner()
+    base = ["transfer", "--single", str(single), "--multi", str(multi)]
+    res = runner.invoke(app, [*base, "--to", str(tmp_path / "out" / "t.json")])
+    assert res.exit_code == 0, res.output
+    assert Image.open(tmp_path / "out" / "t.png").size[0] > 100
+    assert json.loads((tmp_path / "out" / "t.json").read_text())["chart"] == str(tmp_path / "out" / "t.png")
+    res = runner.invoke(app, base)
+    assert res.exit_code == 0, res.output
+    assert "no chart drawn" in " ".join(res.output.split())
+    res = runner.invoke(
+        app, [*base, "--chart", str(tmp_path / "c.png"), "--to", str(tmp_path / "c.png.json")]
+    )
+    assert res.exit_code == 0 and (tmp_path / "c.png").is_file() and not (tmp_path / "c.png.png").exists()
+    assert list(work.iterdir()) == []  # nothing lands in the current directory
+    assert (
+        default_chart_path(Path("out/r.png")) == Path("out/r.chart.png") and default_chart_path(None) is None
+    )

@@ -158,7 +158,7 @@ def test_paths_never_escape_the_root(open_server, path):
 
 def test_token_is_enforced(build, token_server):
     rel = "/" + build.shards[0].relative_to(build.root).as_posix()
-    for path in ("/index.json", rel, "/manifest.parquet", "/_table" + rel):
+    for path in ("/healthz", "/index.json", rel, "/manifest.parquet", "/_table" + rel):
         assert httpx.get(token_server.url + path).status_code == 401
         assert (
             httpx.get(token_server.url + path, headers={"Authorization": "Bearer wrong"}).status_code == 401
@@ -169,7 +169,15 @@ def test_token_is_enforced(build, token_server):
         )
     response = httpx.get(token_server.url + "/index.json")
     assert response.headers["www-authenticate"].startswith("Bearer")
-    assert httpx.get(token_server.url + "/healthz").status_code == 200  # exempt: liveness probes
+
+
+def test_healthz_needs_the_token_when_one_is_set(token_server, open_server):
+    denied = httpx.get(token_server.url + "/healthz")
+    assert denied.status_code == 401 and "status" not in denied.json()
+    assert denied.headers["www-authenticate"].startswith("Bearer")
+    allowed = httpx.get(token_server.url + "/healthz", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert allowed.status_code == 200 and allowed.json() == {"status": "ok"}
+    assert httpx.get(open_server.url + "/healthz").json() == {"status": "ok"}  # no token set: open
 
 
 def test_64_concurrent_clients_read_whole_shards(token_server):
