@@ -1,10 +1,11 @@
 """Checkpoints of a run: adapter (+ projectors), optimizer, scheduler, and per rank the RNG and loader state.
 
 RUN/checkpoints/step_XXXXXX/ holds adapter_model.safetensors + ilora_config.json (loadable with
-`avuie.trainer.ilora.load_ilora`), trainer_state.pt (step, optimizer, scheduler) and rank<r>.pt (RNG, loader);
-RUN/checkpoints/latest names the newest. A checkpoint is written under a .tmp name and renamed when complete.
-Full (unsharded) optimizer state is gathered with torch.distributed.checkpoint, so one format serves one
-process, DDP and FSDP (resuming needs the same number of ranks, for the per-rank loader and RNG state).
+`avuie.trainer.ilora.load_ilora`), trainer_state.pt (step, optimizer, scheduler, the schedule's settings) and
+rank<r>.pt (RNG, loader); RUN/checkpoints/latest names the newest. A checkpoint is written under a .tmp name
+and renamed when complete. Full (unsharded) optimizer state is gathered with torch.distributed.checkpoint, so
+one format serves one process, DDP and FSDP (resuming needs the same number of ranks, for the per-rank loader
+and RNG state).
 """
 
 from __future__ import annotations
@@ -47,9 +48,21 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_checkpoint(
-    run: Path, step: int, model, optimizer, scheduler, source, ilora, d: Dist, keep: int, extra_prefixes=()
+    run: Path,
+    step: int,
+    model,
+    optimizer,
+    scheduler,
+    source,
+    ilora,
+    d: Dist,
+    keep: int,
+    extra_prefixes=(),
+    schedule: dict | None = None,
 ) -> None:
     """Write checkpoints/step_XXXXXX and point `latest` at it; keep the `keep` newest checkpoints.
+
+    `schedule` ({"max_steps", "warmup_steps", "lr"}) is stored so that a resume can tell the schedule changed.
 
     `model` may be wrapped (DDP/FSDP); its trainable tensors are saved: I-LoRA weights plus those whose names
     start with `extra_prefixes` (the modular projectors). `source` is the BatchSource (its state_dict is saved).
@@ -70,7 +83,13 @@ def save_checkpoint(
         extra = {k: v for k, v in model_sd.items() if k.startswith(tuple(extra_prefixes))}
         write_adapter({**adapter, **extra}, tmp, ilora)
         torch.save(
-            {"step": step, "optimizer": optim_sd, "scheduler": scheduler.state_dict(), "world": d.world},
+            {
+                "step": step,
+                "optimizer": optim_sd,
+                "scheduler": scheduler.state_dict(),
+                "world": d.world,
+                "schedule": schedule,
+            },
             tmp / "trainer_state.pt",
         )
     barrier(d)
@@ -90,8 +109,12 @@ def latest_checkpoint(run: Path) -> Path | None:
     return run / CKPT_DIR / pointer.read_text().strip() if pointer.exists() else None
 
 
-def load_checkpoint(folder: Path, model, optimizer, scheduler, source, d: Dist) -> int:
-    """Restore adapter, optimizer, scheduler, RNG and loader state; returns the step to continue from."""
+def load_checkpoint(folder: Path, model, optimizer, scheduler, source, d: Dist) -> tuple[int, dict | None]:
+    """Restore adapter, optimizer, scheduler, RNG and loader state.
+
+    Returns (the step to continue from, the schedule saved with it or None for older checkpoints). The
+    optimizer's learning rates are those of the saved schedule: the recipe recomputes them for its own.
+    """
     from safetensors.torch import load_file
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
 
@@ -110,4 +133,4 @@ def load_checkpoint(folder: Path, model, optimizer, scheduler, source, d: Dist) 
     mine = torch.load(folder / f"rank{d.rank}.pt", map_location="cpu", weights_only=False)
     source.load_state_dict(mine["loader"])
     set_rng_state(mine["rng"])
-    return int(state["step"])
+    return int(state["step"]), state.get("schedule")

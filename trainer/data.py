@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -140,14 +141,50 @@ def collate(
     return inputs, [e.meta for e in examples]
 
 
+class DataUnavailable(ValueError):
+    """The data source cannot be read: a missing path, an unreachable server, or a refused (401) token."""
+
+    def __init__(self, message: str, unauthorized: bool = False):
+        super().__init__(message)
+        self.unauthorized = unauthorized
+
+
+def is_unauthorized(error: BaseException) -> bool:
+    """True when an error of the loader says the shard server answered 401 (missing or wrong token)."""
+    return getattr(error, "unauthorized", False) or re.search(r"\b401\b", str(error)) is not None
+
+
+def data_source(data: str) -> str:
+    """How a run records its data: an absolute local path, or the URL without a trailing slash."""
+    if "://" in data and not data.startswith("file://"):
+        return data.rstrip("/")
+    return str(Path(data.removeprefix("file://")).expanduser().resolve())
+
+
 def open_stream(
     data: str, split: str, *, seed: int = 0, shuffle: bool = True, token: str | None = None, **kw
 ):
-    """The project's streaming loader (avuie.shards.loader.AVStream) over a build folder, tar list or server URL."""
+    """The project's streaming loader (avuie.shards.loader.AVStream) over a build folder, tar list or server URL.
+
+    Resolves the shards at once; raises DataUnavailable (a ValueError) when `data` is missing, unreachable or
+    refuses the token, and ValueError when it holds no samples of `split`.
+    """
     try:
         from avuie.shards.loader import AVStream
     except ImportError as exc:  # pragma: no cover - only when the shards package is incomplete
         raise ImportError(
             "the trainer reads data through avuie.shards.loader.AVStream, which is missing"
         ) from exc
-    return AVStream(data, split=split, seed=seed, shuffle=shuffle, token=token, **kw)
+    try:
+        return AVStream(data, split=split, seed=seed, shuffle=shuffle, token=token, **kw)
+    except OSError as error:  # a missing path, or a file that cannot be read
+        message = str(error) if str(data) in str(error) else f"cannot read data {data}: {error}"
+        raise DataUnavailable(message) from error
+    except ValueError as error:
+        if is_unauthorized(error):
+            raise DataUnavailable(str(error), unauthorized=True) from error
+        raise
+    except Exception as error:
+        if type(error).__module__.split(".")[0] == "httpx":  # connection refused, DNS failure, timeout
+            raise DataUnavailable(f"cannot reach data server {data}: {error}") from error
+        raise

@@ -59,13 +59,19 @@ def predict(
     limit: int | None = None,
     checkpoint: str | Path | None = None,
     max_length: int | None = None,
+    token: str | None = None,
 ) -> int:
     """Write one {"id", "response"} line per sample of `split` to `to`; returns the number of lines written.
 
     `max_length` bounds the prompt (default: the run's data.max_length); a longer prompt raises PromptTooLong.
+    `token`: the shard server's bearer token (a run never records it). The data is resolved before the model
+    is loaded: a missing or unreachable `data` raises DataUnavailable (a ValueError) at once.
     """
     from rich.progress import Progress
 
+    if not (Path(run) / CONFIG_FILE).exists():
+        raise FileNotFoundError(f"{run} is not a training run (no {CONFIG_FILE})")
+    stream = open_stream(data, split, shuffle=False, token=token)
     bundle, cfg = load_run(run, checkpoint)
     pcfg, dcfg = cfg.get("predict", {}), cfg.get("data", {})
     batch_size = batch_size or int(pcfg.get("batch_size", 4))
@@ -79,7 +85,6 @@ def predict(
         max_length or int(dcfg.get("max_length", 4096)),
         train=False,
     )
-    stream = open_stream(data, split, shuffle=False, token=dcfg.get("token"))
     loader = torch.utils.data.DataLoader(
         stream, batch_size=batch_size, collate_fn=collator, num_workers=int(dcfg.get("num_workers", 0))
     )

@@ -8,16 +8,21 @@ response token of the step on all ranks (token-weighted, so accumulation and DDP
 big batch); AdamW, cosine schedule with linear warmup, gradient clipping; bf16 autocast on GPU, fp32 on CPU.
 Several processes: DDP, or FSDP2 (`fully_shard` per transformer block) with `train.distributed: fsdp`.
 
-RUN/ holds config.yaml (resolved), log.jsonl (one line per logged step: loss, lr, grad norm, tokens/s and, per
-source and family, the mean router weight of each I-LoRA head and its entropy over the LLM layers) and
-checkpoints/step_XXXXXX/ (adapter, optimizer, scheduler, per-rank RNG and loader state). A rerun with the same
+--data is resolved (shards listed, server reached) before RUN/ is made or a model is loaded. RUN/ holds
+config.yaml (resolved; data.source records the data, a data.token is written as "***"), log.jsonl (one line
+per logged step: loss, lr, grad norm, tokens/s and, per source and family, the mean router weight of each
+I-LoRA head and its entropy over the LLM layers) and checkpoints/step_XXXXXX/ (adapter, optimizer, scheduler, per-rank RNG and loader state). A rerun with the same
 RUN resumes from checkpoints/latest exactly: the losses after the resume equal those of an uninterrupted run.
+A resume with another train.max_steps (or lr, warmup) continues on the new schedule: the learning rate of the
+next step is lr * factor(step) of the new schedule; the console and the next log line ("schedule_changed") say
+so, and other data than the recorded data.source gets a warning.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -29,7 +34,7 @@ import yaml
 from torch import nn
 
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, seed_everything
-from .data import IGNORE, Collator, open_stream
+from .data import IGNORE, Collator, data_source, open_stream
 from .ilora import ILoRAConfig, inject_ilora, record_routing, trainable_parameter_count
 from .models import build_bundle
 from .parallel import Dist, Parallel, barrier, clip_gradients, setup_distributed
@@ -50,21 +55,54 @@ def cosine_with_warmup(optimizer, warmup: int, total: int) -> torch.optim.lr_sch
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-class BatchSource:
-    """Endless micro-batches from the streaming loader, epoch after epoch; knows how far it got (for resume)."""
+def open_train_stream(data: str, data_cfg: dict, seed: int, d: Dist):
+    """This rank's AVStream over `data` (shards resolved now); raises DataUnavailable / ValueError."""
+    kw = {k: data_cfg[k] for k in ("weights", "mix_by", "temperature") if data_cfg.get(k) is not None}
+    return open_stream(
+        data,
+        data_cfg.get("split", "train"),
+        seed=seed,
+        shuffle=bool(data_cfg.get("shuffle", True)),
+        token=data_cfg.get("token"),
+        rank=d.rank,
+        world_size=d.world,
+        **kw,
+    )
 
-    def __init__(self, data: str, data_cfg: dict, collator: Collator, seed: int, d: Dist):
-        kw = {k: data_cfg[k] for k in ("weights", "mix_by", "temperature") if data_cfg.get(k) is not None}
-        self.stream = open_stream(
-            data,
-            data_cfg.get("split", "train"),
-            seed=seed,
-            shuffle=bool(data_cfg.get("shuffle", True)),
-            token=data_cfg.get("token"),
-            rank=d.rank,
-            world_size=d.world,
-            **kw,
-        )
+
+def apply_schedule(scheduler: torch.optim.lr_scheduler.LambdaLR, base_lr: float) -> list[float]:
+    """Set every param group's lr to base_lr * lambda(last_epoch) of this scheduler; returns the lrs.
+
+    After `load_state_dict` the optimizer holds the lrs of the schedule it was saved with; a resume with another
+    max_steps (or lr) must continue on the new schedule.
+    """
+    scheduler.base_lrs = [base_lr for _ in scheduler.base_lrs]
+    lrs = [
+        base * fn(scheduler.last_epoch)
+        for base, fn in zip(scheduler.base_lrs, scheduler.lr_lambdas, strict=True)
+    ]
+    for group, lr in zip(scheduler.optimizer.param_groups, lrs, strict=True):
+        group["lr"], group["initial_lr"] = lr, base_lr
+    scheduler._last_lr = list(lrs)
+    return lrs
+
+
+def read_run_config(run: Path) -> dict:
+    """The resolved config a run recorded (RUN/config.yaml), or {} when there is none."""
+    path = Path(run) / CONFIG_FILE
+    return (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+
+
+def say(message: str) -> None:
+    """A note for the person at the console (stderr, so stdout stays the command's result)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+class BatchSource:
+    """Endless micro-batches from an AVStream (see open_train_stream), epoch after epoch; knows how far it got."""
+
+    def __init__(self, stream, data_cfg: dict, collator: Collator, seed: int):
+        self.stream = stream
         batch_size = int(data_cfg.get("batch_size", 1))
         # workers take blocks of one batch in turn, so batches arrive in the rank stream's order (see AVStream)
         self.stream.block_size = batch_size
@@ -157,6 +195,32 @@ class RouterStats:
         return out
 
 
+def old_schedule(previous: dict) -> dict | None:
+    """The schedule of a run's recorded config (for checkpoints that predate the saved schedule)."""
+    tcfg = previous.get("train") or {}
+    if "max_steps" not in tcfg:
+        return None
+    total = int(tcfg["max_steps"])
+    warmup = int(tcfg.get("warmup_steps", round(float(tcfg.get("warmup_ratio", 0.0)) * total)))
+    return {"max_steps": total, "warmup_steps": warmup, "lr": float(tcfg.get("lr", 1e-4))}
+
+
+def schedule_change(old: dict | None, new: dict, step: int) -> dict | None:
+    """{"at_step", "from", "to", "message"} when the resumed run's schedule differs from the saved one, else None."""
+    if not old:
+        return None
+    keys = [k for k in ("max_steps", "warmup_steps", "lr") if k in old and old[k] != new[k]]
+    if not keys:
+        return None
+    parts = ", ".join(f"{k} {old[k]} -> {new[k]}" for k in keys)
+    return {
+        "at_step": step,
+        "from": {k: old[k] for k in keys},
+        "to": {k: new[k] for k in keys},
+        "message": f"schedule changed ({parts}); the learning rate follows the new schedule from step {step + 1}",
+    }
+
+
 def train(cfg: dict, data: str, out: str | Path) -> list[dict]:
     """Run the recipe; returns the logged lines (on rank 0; other ranks return [])."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -165,6 +229,16 @@ def train(cfg: dict, data: str, out: str | Path) -> list[dict]:
     run = Path(out)
     tcfg, dcfg = cfg["train"], cfg["data"]
     seed = int(tcfg.get("seed", 0))
+    # -- data first: resolve the shards before a run folder is made or a model is loaded
+    stream = open_train_stream(data, dcfg, seed, d)
+    previous = read_run_config(run)
+    if d.main and previous and latest_checkpoint(run) is not None and tcfg.get("resume", True):
+        recorded = previous.get("data", {}).get("source")
+        if recorded and recorded != data_source(data):
+            say(
+                f"warning: --data {data_source(data)} differs from the data {run} was trained on ({recorded}); "
+                "resuming anyway, but the loader position saved in the checkpoint refers to the recorded data"
+            )
     if d.main:
         run.mkdir(parents=True, exist_ok=True)
     barrier(d)
@@ -185,10 +259,13 @@ def train(cfg: dict, data: str, out: str | Path) -> list[dict]:
     bundle.model.to(d.device).train()
     par = Parallel(bundle.model, tcfg.get("distributed", "ddp"), d)
     model = par.model
-    resolved = {**cfg, "model": model_cfg, "ilora": ilora.to_dict()}
+    resolved_data = {**dcfg, "source": data_source(data)}
+    if resolved_data.get("token"):
+        resolved_data["token"] = "***"  # never written: pass it again (--token / AVUIE_SERVE_TOKEN)
+    resolved = {**cfg, "model": model_cfg, "ilora": ilora.to_dict(), "data": resolved_data}
     if d.main:
         (run / CONFIG_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False))
-    # -- optimizer, schedule, data
+    # -- optimizer, schedule, batches
     total = int(tcfg.get("max_steps", 1000))
     params = [p for p in bundle.model.parameters() if p.requires_grad]  # after sharding: DTensors under FSDP
     optimizer = torch.optim.AdamW(
@@ -199,6 +276,7 @@ def train(cfg: dict, data: str, out: str | Path) -> list[dict]:
     )
     warmup = int(tcfg.get("warmup_steps", round(float(tcfg.get("warmup_ratio", 0.0)) * total)))
     scheduler = cosine_with_warmup(optimizer, warmup, total)
+    schedule = {"max_steps": total, "warmup_steps": warmup, "lr": float(tcfg.get("lr", 1e-4))}
     collator = Collator(
         bundle.tokenizer,
         bundle.prep,
@@ -207,16 +285,22 @@ def train(cfg: dict, data: str, out: str | Path) -> list[dict]:
         int(dcfg.get("max_length", 4096)),
         train=True,
     )
-    source = BatchSource(data, dcfg, collator, seed, d)
+    source = BatchSource(stream, dcfg, collator, seed)
     seed_everything(seed + d.rank)  # dropout masks differ per rank, reproducibly
-    step = 0
+    step, resume_note = 0, None
     ckpt = latest_checkpoint(run) if tcfg.get("resume", True) else None
     if ckpt is not None:
-        step = load_checkpoint(ckpt, model, optimizer, scheduler, source, d)
+        step, saved = load_checkpoint(ckpt, model, optimizer, scheduler, source, d)
+        apply_schedule(scheduler, schedule["lr"])  # continue on this run's schedule, not the saved one
+        resume_note = schedule_change(saved or old_schedule(previous), schedule, step)
+        if resume_note and d.main:
+            say(f"resuming {run} at step {step}: {resume_note['message']}")
     # -- the loop
     accum, clip = int(tcfg.get("grad_accum", 1)), float(tcfg.get("clip_grad", 0.0))
     log_every, save_every = int(tcfg.get("log_every", 1)), int(tcfg.get("save_every", 0))
     stop = min(total, int(tcfg.get("stop_after") or total))
+    if step >= stop and d.main:
+        say(f"{run} is at step {step} already (train.max_steps {total}): nothing to train")
     use_bf16 = tcfg.get("precision", "auto") in ("auto", "bf16") and d.device.type == "cuda"
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else nullcontext()
     router, lines, window = (
@@ -293,6 +377,8 @@ def train(cfg: dict, data: str, out: str | Path) -> list[dict]:
                     "tokens_per_s": window["tokens"] / max(window["time"], 1e-9),
                     "router": router.summary(d),
                 }
+                if resume_note:  # the first line after a resume that changed the schedule says so
+                    line["schedule_changed"], resume_note = resume_note, None
                 if d.main:
                     with open(run / LOG_FILE, "a") as fh:
                         fh.write(json.dumps(line) + "\n")
@@ -305,7 +391,17 @@ def train(cfg: dict, data: str, out: str | Path) -> list[dict]:
             if (save_every and step % save_every == 0) or step == stop:
                 keep = int(tcfg.get("keep_checkpoints", 2))
                 save_checkpoint(
-                    run, step, model, optimizer, scheduler, source, ilora, d, keep, bundle.extra_prefixes
+                    run,
+                    step,
+                    model,
+                    optimizer,
+                    scheduler,
+                    source,
+                    ilora,
+                    d,
+                    keep,
+                    bundle.extra_prefixes,
+                    schedule,
                 )
     barrier(d)
     if dist.is_initialized():
