@@ -78,10 +78,17 @@ def train(
         )
 
 
+TEST_SPLITS = ("test", "test_s", "test_u", "test_n")
+
+
 def predict(
     run: Path = typer.Option(..., "--run", help="A run folder written by `avuie train`."),
     data: str = typer.Option(..., "--data", help="Build folder, root of builds or shard server URL."),
-    split: str = typer.Option("test", "--split", help="Split to predict."),
+    split: list[str] = typer.Option(
+        None,
+        "--split",
+        help="Split(s) to predict (repeatable). Default: every test split (test, test_s, test_u, test_n).",
+    ),
     to: Path = typer.Option(..., "--to", help="Output JSONL: one {id, response} line per sample."),
     batch_size: int | None = typer.Option(
         None, "--batch-size", help="Prompts per generate call (default: predict.batch_size)."
@@ -101,6 +108,7 @@ def predict(
     """Generate a response for every sample of a split with a trained run (batched, left padding, greedy)."""
     from avuie.trainer.predict import predict as run_predict
 
+    split = list(split) if split else list(TEST_SPLITS)
     try:
         n = run_predict(
             run, data, split, to, batch_size, max_new_tokens, limit, checkpoint, max_length, token

@@ -390,3 +390,21 @@ def test_cli_errors(tmp_path, data8):
         app, ["train", "--config", "crab_plus_omni7b", "--data", str(data8), "--out", str(tmp_path / "r")]
     )
     assert result.exit_code == 2 and "model.path" in result.output
+
+
+def test_predict_covers_every_test_split_by_default(overfit_run, tmp_path):
+    from tests.buildkit import build_source
+
+    stats = build_source("ref_avs", tmp_path / "ref_avs")
+    tests = {s: v["written"] for s, v in stats["splits"].items() if s.startswith("test")}
+    assert set(tests) >= {"test_s", "test_u", "test_n"}  # Ref-AVS has no plain "test" split
+    to = tmp_path / "p.jsonl"
+    cli("predict", "--run", str(overfit_run), "--data", str(tmp_path / "ref_avs"), "--to", str(to),
+        "--max-new-tokens", "2")  # fmt: skip
+    ids = [json.loads(line)["id"] for line in to.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == sum(tests.values())
+    assert {i.split("/")[1] for i in ids} == set(tests)
+    one = tmp_path / "one.jsonl"
+    cli("predict", "--run", str(overfit_run), "--data", str(tmp_path / "ref_avs"), "--to", str(one),
+        "--split", "test_n", "--max-new-tokens", "2")  # fmt: skip
+    assert len(one.read_text().splitlines()) == tests["test_n"]

@@ -162,7 +162,7 @@ def data_source(data: str) -> str:
 
 
 def open_stream(
-    data: str, split: str, *, seed: int = 0, shuffle: bool = True, token: str | None = None, **kw
+    data: str, split: str | list[str], *, seed: int = 0, shuffle: bool = True, token: str | None = None, **kw
 ):
     """The project's streaming loader (avuie.shards.loader.AVStream) over a build folder, tar list or server URL.
 

@@ -52,7 +52,7 @@ def load_run(
 def predict(
     run: str | Path,
     data: str,
-    split: str,
+    split: str | list[str],
     to: str | Path,
     batch_size: int | None = None,
     max_new_tokens: int | None = None,
@@ -61,7 +61,7 @@ def predict(
     max_length: int | None = None,
     token: str | None = None,
 ) -> int:
-    """Write one {"id", "response"} line per sample of `split` to `to`; returns the number of lines written.
+    """Write one {"id", "response"} line per sample of `split` (one name or several) to `to`; return the count.
 
     `max_length` bounds the prompt (default: the run's data.max_length); a longer prompt raises PromptTooLong.
     `token`: the shard server's bearer token (a run never records it). The data is resolved before the model
@@ -93,7 +93,8 @@ def predict(
     out.parent.mkdir(parents=True, exist_ok=True)
     written = 0
     with open(out, "w") as fh, Progress() as progress:
-        task = progress.add_task(f"predict {split}", total=limit)
+        names = split if isinstance(split, str) else ",".join(split)
+        task = progress.add_task(f"predict {names}", total=limit)
         for inputs, meta in loader:
             inputs = {k: v.to(device) for k, v in inputs.items()}
             with autocast:
