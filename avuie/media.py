@@ -11,7 +11,6 @@ frames is the picture shown at ``start + (i + 0.5) * d / N``.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import re
@@ -23,6 +22,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from avuie.shards.index import sha256_file  # noqa: F401 - the one file checksum, re-exported for media users
 
 REASONS = (
     "missing_file",
@@ -502,15 +503,6 @@ def audio_windows(
         s = min(k * stride, total_seconds - width)
         out.append([round(s, 3), round(s + width, 3)])
     return out
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Return the hex SHA-256 of a file's bytes (read in chunks)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------- images and masks

@@ -249,9 +249,11 @@ def sample_members(sample: Sample, files: dict[str, bytes]) -> dict[str, bytes]:
 
 def tar_info(path: Path) -> dict[str, Any]:
     """What readers need about a finished tar without reading it: size, sha256 and each sample's byte range."""
-    from avuie.shards.index import scan_local
+    from avuie.shards.index import scan_stream
 
-    return {"bytes": path.stat().st_size, "sha256": sha256_file(path), "table": scan_local(path).to_table()}
+    with open(path, "rb") as fh:  # one pass gives the table, the size and the hash
+        scan = scan_stream(fh, with_sha256=True)
+    return {"bytes": scan.num_bytes, "sha256": scan.sha256, "table": scan.to_table()}
 
 
 def build_shard(

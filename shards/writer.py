@@ -8,7 +8,6 @@ counts: its presence is what tells a rerun that the shard is finished. `finalize
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -19,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from avuie.shards.index import sha256_file  # noqa: F401 - re-exported: one checksum function for shards
 
 MANIFEST_COLUMNS: dict[str, pa.DataType] = {
     "id": pa.string(),
@@ -106,15 +106,6 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str))
     os.replace(tmp, path)
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def iter_tar_samples(path: Path | str) -> Iterator[tuple[str, dict[str, bytes]]]:
