@@ -385,16 +385,27 @@ class StatefulLoader:
         dataset = self.dataset
         dataset.block_size = self.batch_size or 1
         self._consumed = dataset._start
+        kwargs = {"multiprocessing_context": self.worker_context(), **self.loader_kwargs}
         loader = DataLoader(
             dataset,
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             collate_fn=collate_samples if self.batch_size else None,
-            **self.loader_kwargs,
+            **kwargs,
         )
         for output in loader:
             self._consumed += len(output["key"]) if self.batch_size else 1
             yield output
+
+    def worker_context(self) -> str | None:
+        """How DataLoader workers start: "forkserver" when shards come through fsspec, else torch's default.
+
+        fsspec's async clients (s3fs, gcsfs) keep an event-loop thread that does not survive fork(): a forked
+        worker can crash, so workers start from a clean fork server instead. loader_kwargs can override it.
+        """
+        if self.num_workers > 0 and any(shard.transport == "fsspec" for shard in self.dataset.shards):
+            return "forkserver"
+        return None
 
     def __len__(self) -> int:
         """Batches (or items) of this rank in one epoch."""

@@ -241,6 +241,8 @@ def test_stream_from_s3_equals_local(build, tmp_path):
             s.scan.samples for s in AVStream(build.root).shards
         ]
         loader = StatefulLoader(stream, batch_size=4, num_workers=2)
+        assert loader.worker_context() == "forkserver"  # fsspec clients do not survive fork()
+        assert StatefulLoader(AVStream(build.root), num_workers=2).worker_context() is None
         batches = list(loader)
         assert [k for b in batches for k in b["key"]] == local
         assert batches[0]["media"]["video"].shape[2:] == (3, 24, 24)
