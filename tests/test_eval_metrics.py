@@ -5,22 +5,13 @@ from __future__ import annotations
 import math
 import random
 
-import numpy as np
 import pytest
 
 from avuie.eval.masks import BoxFillMasker, fill_boxes, make_masker
 from avuie.eval.metrics_caption import bleu, caption_scores, cider, rouge_l, tokenize
 from avuie.eval.metrics_cls import classification_scores
 from avuie.eval.metrics_qa import avqa_accuracy, choice_accuracy, normalize_answer
-from avuie.eval.metrics_seg import (
-    avs_scores,
-    box_iou,
-    grounding_scores,
-    mask_fscore,
-    mask_iou,
-    null_s,
-    ref_avs_scores,
-)
+from avuie.eval.metrics_seg import box_iou, grounding_scores
 
 # ------------------------------------------------------------------ QA, choices, classification
 
@@ -62,52 +53,7 @@ def test_classification_shuffled_near_chance():
     assert abs(out["accuracy"] - 0.1) < 0.03 and abs(out["uar"] - 0.1) < 0.03
 
 
-# ------------------------------------------------------------------ masks (AVSBench, Ref-AVS)
-
-
-def half(which: str, size: int = 8) -> np.ndarray:
-    m = np.zeros((size, size), dtype=np.uint8)
-    if which == "left":
-        m[:, : size // 2] = 255
-    elif which == "top":
-        m[: size // 2] = 255
-    elif which == "full":
-        m[:] = 255
-    return m
-
-
-def test_mask_iou_and_f_hand_computed():
-    left, top, empty, full = half("left"), half("top"), half("none"), half("full")
-    assert mask_iou(left, left) == 1.0 and mask_fscore(left, left) == pytest.approx(1.0)
-    assert mask_iou(top, left) == pytest.approx(1 / 3)  # a quarter over three quarters
-    quarter = left & top
-    assert mask_fscore(quarter, left) == pytest.approx(1.3 * 0.5 / (0.3 + 0.5))  # precision 1, recall 0.5
-    # no prediction on a non-empty ground truth
-    assert mask_iou(empty, left) == 0.0 and mask_fscore(empty, left) == 0.0
-    # empty ground truth: IoU is the share left empty; F leaves the frame out
-    assert mask_iou(empty, empty) == 1.0 and mask_iou(full, empty) == 0.0 and mask_iou(left, empty) == 0.5
-    assert mask_fscore(empty, empty) is None
-    with pytest.raises(ValueError):
-        mask_iou(np.zeros((4, 4)), np.zeros((8, 8)))
-
-
-def test_avs_scores_counts_empty_ground_truth():
-    left, empty = half("left"), half("none")
-    out = avs_scores([left, empty, empty], [left, empty, left])
-    assert out["mIoU"] == pytest.approx((1 + 1 + 0) / 3)
-    assert out["F"] == pytest.approx(0.5) and out["n_empty_gt"] == 1
-    assert avs_scores([empty], [empty])["F"] is None
-
-
-def test_ref_avs_scores_per_split_and_null_s():
-    left, empty, full = half("left"), half("none"), half("full")
-    quarter = half("left") & half("top")
-    out = ref_avs_scores([left, empty, empty, full, quarter], [left, left, None, None, None],
-                         ["test_s", "test_u", "test_n", "test_n", "test_n"])  # fmt: skip
-    assert out["test_s"]["mIoU"] == 1.0 and out["test_u"]["mIoU"] == 0.0
-    assert null_s(empty) == 0.0 and null_s(full) == 1.0 and null_s(quarter) == pytest.approx(0.5)
-    assert out["test_n"]["S"] == pytest.approx((0 + 1 + 0.5) / 3)
-    assert out["test_n"]["mean_area_fraction"] == pytest.approx((0 + 1 + 0.25) / 3)
+# ------------------------------------------------------------------ masks (AVSBench, Ref-AVS): test_eval_seg_reference.py
 
 
 def test_box_fill_and_masker_choice(monkeypatch):

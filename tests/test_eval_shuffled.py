@@ -103,7 +103,7 @@ def test_segmentation_shuffled_masks_score_far_below_perfect(source, objects):
     responses = [render_answer(it.target) for it in items]
     masker = make_masker("box")
     perfect = score(items, responses, masker)["metrics"]
-    assert perfect["mIoU"] == 1.0 and perfect["F"] == pytest.approx(1.0)
+    assert perfect["mIoU"] == pytest.approx(1.0) and perfect["F"] == pytest.approx(1.0)
     metrics = score(items, shuffled(responses, seed=32), masker)["metrics"]
     # Random boxes of another object overlap the truth a little: mIoU far from 1 but above the empty mask's 0.
     assert 0.005 < metrics["mIoU"] < 0.2, metrics

@@ -23,7 +23,8 @@ import numpy as np
 
 @dataclass
 class GroundTruth:
-    """One ground-truth sample: ids, its target (pydantic), decoded masks {file: bool array}, optional image."""
+    """One ground-truth sample: ids, its target (pydantic), decoded masks {file: bool array}, optional image,
+    and where it came from (its native id and annotation row, which order and batch the mask metrics)."""
 
     id: str
     source: str
@@ -32,6 +33,8 @@ class GroundTruth:
     target: Any
     masks: dict[str, np.ndarray] = field(default_factory=dict)
     image: np.ndarray | None = None
+    native_id: str = ""
+    row: int | str | None = None
 
 
 MALFORMED_SHOWN = 20  # line numbers of malformed prediction lines kept in the report
@@ -148,6 +151,8 @@ def _make_ground_truth(sample: dict, members: dict[str, tarfile.TarInfo], tar: t
         family=sample.get("family", ""),
         split=sample["split"],
         target=TARGET_TYPES[kind].model_validate(target_json),
+        native_id=str(sample.get("native_id") or ""),
+        row=(sample.get("provenance") or {}).get("annotation_row"),
     )
     for group in target_json.get("groups") or []:
         info = members.get(group["mask"])

@@ -5,7 +5,9 @@ answer reads but breaks a target constraint (a box past the frame, end before st
 and counted in `n_constraint_violations`. A response with no readable answer counts as wrong and is counted in
 `n_unparseable`; "wrong" means the worst score each metric can give that sample: a wrong answer or label, every
 AVE segment wrong, every AVVP F 0, no UnAV detection, an empty caption, no box, and for masks the inverse of the
-ground truth (IoU 0, F 0, S 1 on Ref-AVS's null set).
+ground truth (IoU 0, mask F 0, S 1 on Ref-AVS's null set; the F sweep's all-foreground point still counts for
+its batch, as in the reference). Mask metrics are scored per batch as the references batch them: s4 and ms3 one
+video (the sample's native id without `_f<frame>`), ref_avs four expressions in metadata-row order.
 
 A prediction line that is not a JSON object with a string "id" and a string "response" (no "response" key, not
 JSON, ...) is malformed: it is not scored (its sample, when the id is known, counts as unpredicted, not as
@@ -22,6 +24,7 @@ compares.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -149,16 +152,32 @@ def _pred_mask(pred: dict | None, truth: np.ndarray, item: GroundTruth, masker) 
     return np.asarray(masker(item.image, pred.get("groups") or [], size), dtype=bool)
 
 
+def clip_of(item: GroundTruth) -> str:
+    """The video (s4, ms3) or expression (ref_avs) a frame sample belongs to: its native id without `_f<i>`."""
+    return re.sub(r"_f\d+$", "", item.native_id or item.id)
+
+
+def release_order(items: Sequence[GroundTruth]) -> list[int]:
+    """Sample indices in the release's order: by annotation row (numbers before text), then by id."""
+    return sorted(
+        range(len(items)),
+        key=lambda i: (0, items[i].row, "") if isinstance(items[i].row, int) else (1, 0, str(items[i].row)),
+    )
+
+
 def _score_segmentation(preds: list, gts: list[dict], items: list[GroundTruth], masker) -> dict:
     truths = [_gt_mask(g, it) for g, it in zip(gts, items, strict=True)]
     masks = [_pred_mask(p, t, it, masker) for p, t, it in zip(preds, truths, items, strict=True)]
-    return metrics_seg.avs_scores(masks, truths)
+    return metrics_seg.avs_scores(masks, truths, [clip_of(it) for it in items])
 
 
 def _score_referring(preds: list, gts: list[dict], items: list[GroundTruth], masker) -> dict:
+    order = release_order(items)
+    preds, gts, items = [preds[i] for i in order], [gts[i] for i in order], [items[i] for i in order]
     truths = [_gt_mask(g, it) for g, it in zip(gts, items, strict=True)]
     masks = [_pred_mask(p, t, it, masker) for p, t, it in zip(preds, truths, items, strict=True)]
-    out: dict[str, Any] = metrics_seg.ref_avs_scores(masks, truths, [it.split for it in items])
+    splits, clips = [it.split for it in items], [clip_of(it) for it in items]
+    out: dict[str, Any] = metrics_seg.ref_avs_scores(masks, truths, splits, clips)
     with_object = [v for split, v in out.items() if split != "test_n"]
     if with_object:  # the pooled figure over the splits with a referred object (test_s, test_u, ...)
         out["mIoU"] = float(np.mean([v["mIoU"] for v in with_object]))
