@@ -11,12 +11,13 @@ The annotation file is ActivityNet style: `{"database": {"<vid>": {"subset": "tr
 "duration": 60.0, "fps": 25 (optional), "annotations": [{"segment": [t0, t1], "label": "dog barking",
 "label_id": 12}, ...]}}}`. Subsets are read case-insensitively; `validation` becomes the split `val`.
 
-One sample per video (native id = the video id). Events are float [start, end] seconds (one decimal kept in
-the answer), may overlap and repeat (the same class several times); they are sorted by (start, end, label).
-The duration comes from the JSON. An end that passes the duration by at most `end_tolerance` seconds (default
-0.5, ActivityNet-style annotations often overshoot by a frame) is clamped to it; anything else outside
-[0, duration], an end not after its start, or a span that rounds to nothing at one decimal rejects the video
-(`invalid_segment`). Labels are open (the class list is the annotation file's own); a label that maps to two
+One sample per video (native id = the video id). Events are float [start, end] seconds kept in the target as
+released (the answer shows them with one decimal, for display only), may overlap and repeat (the same class
+several times); they are sorted by (start, end, label). The duration comes from the JSON. The released times are
+validated, never rounded ones: an end that passes the duration by at most `end_tolerance` seconds (default 0.5,
+ActivityNet-style annotations often overshoot by a frame) is clamped to it; anything else outside [0, duration],
+an end not after its start, or a span that shows as nothing at one decimal (the answer could not say it)
+rejects the video (`invalid_segment`). The real release (10,790 videos) builds whole. Labels are open (the class list is the annotation file's own); a label that maps to two
 `label_id`s, or an id to two labels, is reported (`inconsistent_label`).
 
 Media: the clip up to the JSON duration, 10 frames, 16 kHz audio annotated with ten equal windows over the duration (the
@@ -95,7 +96,7 @@ def parse_events(annotations: Any, duration: float, tolerance: float) -> list[di
         events.append(
             {"label": canonical("unav", label), "start": start, "end": end, "id": ann.get("label_id")}
         )
-    events.sort(key=lambda e: (round(e["start"], 1), round(e["end"], 1), e["label"]))
+    events.sort(key=lambda e: (e["start"], e["end"], e["label"]))
     return events
 
 

@@ -36,7 +36,9 @@ def test_bundled_sample_builds_and_reads_back(tmp_path: Path) -> None:
     val = by_id["unav/val/Hf5eGf3Wm1k"]["target"]
     assert [e["label"] for e in val["events"]] == ["woman speaking", "playing violin"]  # sorted by start
     assert val["events"][1]["end"] == 16.0  # 16.04 clamped to the duration
-    assert by_id["unav/test/zL1u_8MQr3Y"]["target"]["events"][0]["end"] == 7.2  # one decimal
+    test = by_id["unav/test/zL1u_8MQr3Y"]
+    assert test["target"]["events"][0]["end"] == 7.25  # as released: the target is never rounded
+    assert "<range>" in test["answer"] and ",7.2</range>" in test["answer"]  # one decimal, for display only
 
 
 def test_end_tolerance_parameter(tmp_path: Path) -> None:
@@ -102,3 +104,33 @@ def test_no_release_or_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
         list(get_builder("unav").read(raw))
     records = [r for r in get_builder("unav").read(ensure_sample("unav")) if isinstance(r, Record)]
     assert len(records) == 3
+
+
+REAL_UNAV = ("train", 6489), ("val", 2134), ("test", 2167)
+
+
+def test_real_annotation_file_scans_whole(real_root: Path) -> None:
+    """Every one of the 10,790 released videos is kept: times are validated as released, not rounded first."""
+    counts = scan_counts("unav", real_root / "unav")
+    assert {split: (c["records"], c["rejected"]) for split, c in counts.items()} == {
+        split: (n, 0) for split, n in REAL_UNAV
+    }
+
+
+def test_real_end_close_to_the_duration_keeps_its_time_and_reads_back(real_root: Path) -> None:
+    """5rkoABxo6Cw: [13.726, 36.05981] in a 36.07 s clip stays as released; its answer shows 36.1, which reads
+    back as inside the clip, and a reply ending in it passes the reasoning check."""
+    from avuie.reasoning.check import check_reply
+    from avuie.schemas import parse_answer, render_answer
+
+    records = {r.native_id: r for r in get_builder("unav").read(real_root / "unav") if isinstance(r, Record)}
+    target = records["5rkoABxo6Cw"].target
+    assert target.duration == 36.07
+    assert any((e.start, e.end) == (13.726, 36.05981) for e in target.events)
+    answer = render_answer(target)
+    assert "<range>13.7,36.1</range>" in answer
+    parsed = parse_answer(answer, like=target, source="unav")  # validates: 36.1 is within half a step
+    assert any((e.start, e.end) == (13.7, 36.1) for e in parsed.events)
+    sample = {"source": "unav", "target": target.model_dump(mode="json"), "answer": answer}
+    reply = "I watch and listen to the whole clip: the siren is seen and heard until the very end. " + answer
+    assert check_reply(reply, sample).ok

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from avuie.reasoning.prompts import GROUND_TRUTH_LINE
-from avuie.schemas.tags import TAG_NAMES, AnswerParseError, parse_answer
+from avuie.schemas.tags import TAG_NAMES, AnswerParseError, parse_answer, render_answer
 from avuie.schemas.targets import TARGET_TYPES, target_labels
 from avuie.schemas.vocab import vocabulary
 
@@ -93,6 +93,14 @@ def _mentions(text: str, name: str, prefix: str = "") -> bool:
     return re.search(rf"{prefix}\b{words}\b", text, re.IGNORECASE) is not None
 
 
+def as_answered(target: Any, source: str | None) -> dict[str, Any]:
+    """The target as its own rendered answer reads back (UnAV times at the answer's one decimal), as JSON."""
+    try:
+        return parse_answer(render_answer(target), like=target, source=source).model_dump(mode="json")
+    except AnswerParseError:
+        return target.model_dump(mode="json")
+
+
 def check_reply(text: str, sample: dict[str, Any], settings: CheckSettings = CheckSettings()) -> CheckResult:
     """Check one reply against a sample dict (with `target`, `answer`, `source`); never raises for bad replies."""
     if not isinstance(text, str) or not text.strip():
@@ -112,7 +120,7 @@ def check_reply(text: str, sample: dict[str, Any], settings: CheckSettings = Che
                 False, reasoning, "unparsable_answer", f"the final answer cannot be read: {exc}"
             )
         parsed = None
-    if parsed is None or parsed.model_dump(mode="json") != target.model_dump(mode="json"):
+    if parsed is None or parsed.model_dump(mode="json") != as_answered(target, source):
         return CheckResult(
             False, reasoning, "wrong_answer", f"the final answer {tail!r} is not the ground truth"
         )
