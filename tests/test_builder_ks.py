@@ -121,3 +121,16 @@ def test_bad_parameters_and_no_release_are_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "train.csv").write_text(f"{HEADER}\nplaying violin,x,0,10,train,0\n")
     with pytest.raises(BuilderError, match="'juggling fire' of parameter classes"):
         _records(tmp_path, classes="playing violin,juggling fire")
+
+
+def test_real_kinetics400_val_list_scans_whole(real_root: Path) -> None:
+    """The whole real Kinetics-400 validation list (19,906 rows): the 31 Kinetics-Sounds classes that exist in
+    K400 give 1,544 clips, none rejected; the other rows are not Kinetics-Sounds entries."""
+    raw = real_root / "kinetics"
+    assert scan_counts("ks", raw) == {"val": {"records": 1544, "rejected": 0, "media_missing": 1544}}
+    records = [r for r in _records(raw) if isinstance(r, Record)]
+    per_class = Counter(r.target.label for r in records)
+    assert len(per_class) == 31 and sum(per_class.values()) == 1544
+    assert {"typing", "fingerpicking", "patting"}.isdisjoint(per_class)  # not Kinetics-400 classes
+    first = next(r for r in records if r.native_id == "-3nc7ljnlFQ_000001_000011")
+    assert first.target.label == "blowing nose" and first.media[0].path.parent.name == "blowing nose"

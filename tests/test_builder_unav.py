@@ -120,8 +120,9 @@ def test_real_annotation_file_scans_whole(real_root: Path) -> None:
 def test_real_end_close_to_the_duration_keeps_its_time_and_reads_back(real_root: Path) -> None:
     """5rkoABxo6Cw: [13.726, 36.05981] in a 36.07 s clip stays as released; its answer shows 36.1, which reads
     back as inside the clip, and a reply ending in it passes the reasoning check."""
-    from avuie.reasoning.check import check_reply
     from avuie.schemas import parse_answer, render_answer
+
+    from avuie.reasoning.check import check_reply
 
     records = {r.native_id: r for r in get_builder("unav").read(real_root / "unav") if isinstance(r, Record)}
     target = records["5rkoABxo6Cw"].target
