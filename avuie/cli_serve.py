@@ -22,21 +22,38 @@ def serve(
         help="Require 'Authorization: Bearer TOKEN' on every request, /healthz included (or set AVUIE_SERVE_TOKEN).",
     ),
     log_level: str = typer.Option("warning", help="uvicorn log level (debug, info, warning, error)."),
+    header_timeout: float = typer.Option(
+        10.0,
+        help="Seconds a client has to send a whole request head (silent or half-sent connections close).",
+    ),
+    keep_alive: float = typer.Option(30.0, help="Seconds an idle keep-alive connection stays open."),
+    max_connections: int | None = typer.Option(
+        None,
+        min=1,
+        help="Open connections at most; over it the longest-idle one is closed (default: what the open-file limit allows).",
+    ),
 ) -> None:
     """Serve the shards under OUT read-only over HTTP, with Range requests, until SIGTERM or Ctrl-C.
 
     GET /index.json lists every shard (URL, samples, bytes, sha256) with counts per source, family and split;
     GET /healthz says the process is up. With --token every request, /healthz included, needs
-    'Authorization: Bearer TOKEN' (401 without it). Stream with avuie.shards.loader.AVStream("http://HOST:PORT"),
+    'Authorization: Bearer TOKEN' (401 without it). Connections that stay silent or half-sent past
+    --header-timeout are closed, and past --max-connections the longest-idle one is; the open-file limit is
+    raised to its hard limit at start. Stream with avuie.shards.loader.AVStream("http://HOST:PORT"),
     webdataset (the shard URLs) or fsspec.
     """
     from rich.console import Console
 
     from avuie.progress import progress_bar
+    from avuie.shards.guard import ServerLimits
     from avuie.shards.index import find_shards
     from avuie.shards.server import ShardCatalog, run_server
 
     console = Console(stderr=True)
+    try:
+        limits = ServerLimits(header_timeout, keep_alive, max_connections=max_connections)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
     try:
         catalog = ShardCatalog(out)
     except FileNotFoundError as error:
@@ -58,7 +75,16 @@ def serve(
         typer.echo(f"Index: {url}/index.json   Stop: Ctrl-C or SIGTERM", err=False)
 
     try:
-        run_server(catalog.root, host, port, token, catalog=catalog, log_level=log_level, on_ready=ready)
+        run_server(
+            catalog.root,
+            host,
+            port,
+            token,
+            catalog=catalog,
+            log_level=log_level,
+            on_ready=ready,
+            limits=limits,
+        )
     except OSError as error:
         raise typer.BadParameter(
             f"cannot listen on {host}:{port}: {error}", param_hint="--host/--port"

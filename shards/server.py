@@ -11,7 +11,10 @@ answers 401 without it; probes of a token-guarded server must send the header to
   (`bytes=a-b`, `bytes=a-`, `bytes=-n`, several ranges -> multipart; 206, Content-Range, 416 when unsatisfiable)
 
 Paths never leave the root: `..`, `.`, hidden or empty segments (also when percent-encoded) get 400, a resolved path
-outside the root (a symlink leading out) gets 403, anything else missing or of another type gets 404.
+outside the root (a symlink leading out) gets 403, anything else missing or of another type gets 404 (a segment
+longer than any file name included), a path over `ServerLimits.max_path_bytes` gets 414. When the process
+runs out of file descriptors a request gets 503 with `Retry-After`. Connections are guarded (header, keep-alive
+and send deadlines, a connection cap, rate-limited logs): see avuie.shards.guard.
 Checksums come from the shard's `.done.json` ("tars_info", when its byte size matches), else they are computed once
 at startup and kept in memory; the index is rebuilt only for shards whose size or mtime changed.
 """
@@ -19,8 +22,7 @@ at startup and kept in memory; the index is rebuilt only for shards whose size o
 from __future__ import annotations
 
 import contextlib
-import hmac
-import json
+import logging
 import os
 import socket
 import threading
@@ -29,6 +31,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from avuie.shards.guard import (
+    BearerTokenGate,
+    ConnectionGuard,
+    PathRejected,
+    ServerLimits,
+    connection_budget,
+    guarded_protocol,
+    install_log_limits,
+    os_error_response,
+    raise_fd_limit,
+    resolve_under,
+)
 from avuie.shards.index import (
     ShardScan,
     find_manifests,
@@ -40,7 +54,6 @@ from avuie.shards.index import (
     tar_facts,
 )
 
-SERVED_SUFFIXES = (".tar", ".parquet", ".json")
 TABLE_PREFIX = "/_table/"
 
 
@@ -120,44 +133,21 @@ def _scan_with_sha256(path: Path, size: int) -> ShardScan:
     return ShardScan(scan.samples, size, checksum)
 
 
-class PathRejected(Exception):
-    """A request path that must not be served; carries the HTTP status to answer."""
-
-    def __init__(self, status: int, reason: str):
-        super().__init__(reason)
-        self.status, self.reason = status, reason
-
-
-def resolve_under(root: Path, url_path: str) -> Path:
-    """Map a decoded URL path to a file under root, or raise PathRejected (400, 403 or 404).
-
-    Rejects '..', '.', hidden and empty segments, backslashes and NUL bytes (400), anything that resolves
-    outside root, symlinks included (403), and missing files or files of other types (404).
-    """
-    rel = url_path[1:] if url_path.startswith("/") else url_path
-    if not rel:
-        raise PathRejected(404, "not found (the shard list is at /index.json)")
-    segments = rel.split("/")
-    if not rel or "\\" in rel or "\x00" in rel or any(not s or s.startswith(".") for s in segments):
-        raise PathRejected(400, "bad path")
-    target = (root / rel).resolve()
-    if not target.is_relative_to(root):
-        raise PathRejected(403, "path leaves the served root")
-    if not target.is_file() or not target.name.endswith(SERVED_SUFFIXES):
-        raise PathRejected(404, "not found")
-    return target
-
-
-def create_app(root: str | os.PathLike, token: str | None = None, catalog: ShardCatalog | None = None):
+def create_app(
+    root: str | os.PathLike,
+    token: str | None = None,
+    catalog: ShardCatalog | None = None,
+    limits: ServerLimits | None = None,
+):
     """Return the ASGI app serving root read-only; with token, every request (`/healthz` included) needs
-    `Authorization: Bearer <token>`."""
+    `Authorization: Bearer <token>`. limits.max_path_bytes bounds URL paths (414 beyond)."""
     import anyio
     from starlette.applications import Starlette
     from starlette.responses import FileResponse, JSONResponse
     from starlette.routing import Route
 
     catalog = catalog or ShardCatalog(root)
-    served_root = catalog.root
+    served_root, max_path = catalog.root, (limits or ServerLimits()).max_path_bytes
 
     class ShardFileResponse(FileResponse):
         chunk_size = 1 << 20
@@ -171,7 +161,7 @@ def create_app(root: str | os.PathLike, token: str | None = None, catalog: Shard
     async def table(request):
         rel = request.path_params["rel"]
         try:
-            resolve_under(served_root, rel)
+            resolve_under(served_root, rel, max_path)
         except PathRejected as rejected:
             return JSONResponse({"error": rejected.reason}, status_code=rejected.status)
         found = await anyio.to_thread.run_sync(catalog.table, rel)
@@ -179,9 +169,10 @@ def create_app(root: str | os.PathLike, token: str | None = None, catalog: Shard
 
     async def serve_file(request):
         try:
-            target = resolve_under(served_root, request.scope["path"])
+            target = resolve_under(served_root, request.scope["path"], max_path)
         except PathRejected as rejected:
             return JSONResponse({"error": rejected.reason}, status_code=rejected.status)
+        os.close(os.open(target, os.O_RDONLY))  # EMFILE or EACCES now, before the headers go out
         media_type = "application/x-tar" if target.suffix == ".tar" else None
         return ShardFileResponse(target, media_type=media_type, stat_result=target.stat())
 
@@ -198,31 +189,9 @@ def create_app(root: str | os.PathLike, token: str | None = None, catalog: Shard
             Route("/{rel:path}", serve_file, methods=["GET", "HEAD"]),
         ],
         lifespan=lifespan,
+        exception_handlers={OSError: os_error_response},
     )
     return BearerTokenGate(app, token) if token else app
-
-
-class BearerTokenGate:
-    """ASGI middleware: answer 401 to every HTTP request (`/healthz` too) unless `Authorization: Bearer <token>`
-    matches."""
-
-    def __init__(self, app, token: str):
-        self.app, self.expected = app, f"Bearer {token}".encode()
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            given = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
-                body = json.dumps({"error": "missing or wrong bearer token"}).encode()
-                headers = [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b'Bearer realm="avuie"'),
-                ]
-                await send({"type": "http.response.start", "status": 401, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
-                return
-        await self.app(scope, receive, send)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -235,11 +204,29 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _make_server(app, log_level: str):
+def _make_server(app, log_level: str, limits: ServerLimits):
+    """Return (uvicorn server, its ConnectionGuard) with the fd limit raised and the log rate-limited."""
     import uvicorn
 
+    soft, _ = raise_fd_limit()
+    cap = connection_budget(limits, soft)
+    if limits.max_connections is not None and soft > 0 and 2 * cap + 64 > soft:
+        logging.getLogger("avuie.serve").warning(
+            "max_connections %d may exceed what %d open files allow; idle connections are closed on EMFILE",
+            cap,
+            soft,
+        )
+    guard = ConnectionGuard(limits, cap)
+
     class QuietExitServer(uvicorn.Server):
-        """uvicorn.Server that drains connections on SIGTERM/SIGINT and then returns (exit status 0)."""
+        """uvicorn.Server that drains connections on SIGTERM/SIGINT and then returns (exit status 0), and
+        frees idle connections (one log line) instead of logging every failed accept when out of descriptors."""
+
+        async def startup(self, *args, **kwargs):
+            import asyncio
+
+            asyncio.get_running_loop().set_exception_handler(guard.accept_error_handler)
+            await super().startup(*args, **kwargs)
 
         @contextlib.contextmanager
         def capture_signals(self):
@@ -258,13 +245,18 @@ def _make_server(app, log_level: str):
 
     config = uvicorn.Config(
         app,
+        http=guarded_protocol(guard),
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=10,
-        timeout_keep_alive=30,
+        timeout_keep_alive=limits.keep_alive,
+        limit_concurrency=cap
+        + 16,  # uvicorn's own cap (503) behind the guard's, which closes idle ones first
+        h11_max_incomplete_event_size=limits.max_head_bytes,
         backlog=2048,
     )
-    return QuietExitServer(config)
+    install_log_limits()  # after uvicorn.Config, which configures its loggers
+    return QuietExitServer(config), guard
 
 
 def run_server(
@@ -276,13 +268,19 @@ def run_server(
     catalog: ShardCatalog | None = None,
     log_level: str = "warning",
     on_ready: Callable[[str], None] | None = None,
+    limits: ServerLimits | None = None,
 ) -> None:
-    """Serve root until SIGTERM or SIGINT (then stop cleanly and return). on_ready gets the base URL."""
+    """Serve root until SIGTERM or SIGINT (then stop cleanly and return). on_ready gets the base URL.
+
+    limits: timeouts and the connection cap (ServerLimits() by default); the soft limit on open files is raised
+    to the hard limit first.
+    """
+    limits = limits or ServerLimits()
     if catalog is None:
         catalog = ShardCatalog(root)
         catalog.refresh()  # checksums before the first client, not during its request
     sock = bind_socket(host, port)
-    server = _make_server(create_app(root, token, catalog), log_level)
+    server, _ = _make_server(create_app(root, token, catalog, limits), log_level, limits)
     url = _base_url(host, sock.getsockname()[1])
     if on_ready is not None:
         on_ready(url)
@@ -291,12 +289,16 @@ def run_server(
 
 @dataclass
 class ServerHandle:
-    """A server running in a background thread: `.url` is its base URL; `.stop()` shuts it down."""
+    """A server running in a background thread: `.url` is its base URL; `.stop()` shuts it down.
+
+    `.guard` counts connections closed for being idle over the cap (`evicted`), refused, or past a deadline.
+    """
 
     url: str
     catalog: ShardCatalog
     _server: object
     _thread: threading.Thread
+    guard: ConnectionGuard | None = None
 
     def stop(self, timeout: float = 15.0) -> None:
         """Ask the server to exit, wait for open connections to drain, and join its thread."""
@@ -311,23 +313,28 @@ class ServerHandle:
 
 
 def serve_in_thread(
-    root: str | os.PathLike, host: str = "127.0.0.1", port: int = 0, token: str | None = None
+    root: str | os.PathLike,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    token: str | None = None,
+    limits: ServerLimits | None = None,
 ) -> ServerHandle:
     """Start the server for root in a daemon thread and return once it accepts connections.
 
     Returns a ServerHandle (also a context manager) with `.url` (e.g. http://127.0.0.1:41234) and `.stop()`.
     """
+    limits = limits or ServerLimits()
     catalog = ShardCatalog(root)
     catalog.refresh()
     sock = bind_socket(host, port)
-    server = _make_server(create_app(root, token, catalog), "warning")
+    server, guard = _make_server(create_app(root, token, catalog, limits), "warning", limits)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="avuie-serve")
     thread.start()
     while not server.started:
         if not thread.is_alive():
             raise RuntimeError(f"the shard server for {root} failed to start")
         thread.join(0.01)
-    return ServerHandle(_base_url(host, sock.getsockname()[1]), catalog, server, thread)
+    return ServerHandle(_base_url(host, sock.getsockname()[1]), catalog, server, thread, guard)
 
 
 def _base_url(host: str, port: int) -> str:
