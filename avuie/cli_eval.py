@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 console = Console(stderr=True)
 
@@ -60,6 +61,16 @@ def eval_command(
     sam2_checkpoint: Path = typer.Option(
         None, help="Local SAM2 checkpoint (default: $AVUIE_SAM2_CHECKPOINT)."
     ),
+    caption_tokenizer: str = typer.Option(
+        "simple",
+        help="Caption tokenisation: simple (no Java) or ptb (coco-caption's; needs pycocoevalcap + Java).",
+    ),
+    meteor: str = typer.Option(
+        "auto", help="METEOR for captions: auto (when pycocoevalcap and Java are there), on (required), off."
+    ),
+    max_line_bytes: int = typer.Option(
+        1 << 20, help="A prediction line longer than this is reported as malformed, never read whole."
+    ),
 ) -> None:
     """Score model responses against the ground truth of a build, with each benchmark's own metric."""
     from avuie.eval.runner import evaluate
@@ -80,9 +91,10 @@ def eval_command(
 
         try:
             report = evaluate(
-                pred, data, task or None, mask_backend, str(sam2_checkpoint or "") or None, progress
-            )
-        except (FileNotFoundError, ValueError) as exc:
+                pred, data, task or None, mask_backend, str(sam2_checkpoint or "") or None, progress,
+                caption_tokenizer=caption_tokenizer, meteor=meteor, max_line_bytes=max_line_bytes,
+            )  # fmt: skip
+        except (FileNotFoundError, ValueError, RuntimeError) as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None
     table = Table(title=f"avuie eval: {pred}")
@@ -90,9 +102,13 @@ def eval_command(
         table.add_column(col)
     for name, result in report["tasks"].items():
         primary = result["primary"]
-        table.add_row(name, str(result["n"]), str(result["n_unparseable"]), primary["metric"],
-                      _fmt(primary["value"]), _headline(result["metrics"]))  # fmt: skip
+        table.add_row(name, str(result["n"]), _fmt(result.get("n_unparseable")), primary["metric"],
+                      _fmt(primary["value"]), result.get("error") or _headline(result["metrics"]))  # fmt: skip
     console.print(table)
+    for name, result in report["tasks"].items():
+        if result.get("n_parser_errors"):
+            console.print(Text(f"{name}: the answer parser failed on {result['n_parser_errors']} responses "
+                               f"(counted unparseable), e.g. {result['parser_errors'][0]}", style="yellow"))  # fmt: skip
     if report["mask_backend"]:
         reason = f" ({report['mask_backend_reason']})" if report["mask_backend_reason"] else ""
         console.print(f"masks from text: {report['mask_backend']}{reason}")

@@ -397,3 +397,30 @@ def test_unav_shuffled_predictions_near_chance():
         "mAP_avg"
     ]
     assert perfect == 1.0 and shuffled < 0.1
+
+
+def test_avvp_empty_modalities_score_as_the_reference_through_the_scorer():
+    """A prediction that rightly finds nothing in a modality scores that modality as the reference does (1.0
+    when the truth is empty there too), both when the answer names events in the other modality only and when
+    it names none at all (the parsed "nothing found" answer: two empty dicts, scored as written)."""
+    from avuie.schemas import AVParsingTarget, render_answer
+
+    from avuie.eval.reading import GroundTruth
+    from avuie.eval.runner import score_task
+    from avuie.eval.scorers import SCORERS, ScoreOptions, plain
+
+    truths = [AVParsingTarget(audio={"Speech": [(0, 4)]}), AVParsingTarget(audio={"Dog": [(2, 6)]})]
+    items = [GroundTruth(id=f"avvp/test/{i}", source="avvp", family="event_localization", split="test", target=t)
+             for i, t in enumerate(truths)]  # fmt: skip
+    preds = [{"audio": {"Speech": [(0, 4)]}, "visual": {}}, {"audio": {}, "visual": {}}]
+    ours = SCORERS["av_parsing"](preds, [plain(t) for t in truths], items, ScoreOptions())
+    mats = lambda ev: tuple(events_to_matrix(m, LLP_CLASSES) for m in ev)  # noqa: E731
+    ref = ref_eval([(mats((p["audio"], p["visual"])), mats((t.audio, t.visual))) for p, t in zip(preds, truths, strict=True)])  # fmt: skip
+    for level in ("segment", "event"):
+        for key, value in ref[level].items():
+            assert ours[level][key] == pytest.approx(value, abs=1e-6), (level, key)
+    assert ours["segment"]["visual"] == 1.0 and ours["segment"]["audio"] == 0.5
+    # through the parser: an audio-only answer leaves the visual modality empty, scored 1.0 there
+    result = score_task(items[:1], [render_answer(truths[0])])
+    assert result["n_unparseable"] == 0 and result["metrics"]["segment"]["visual"] == 1.0
+    assert result["primary"]["value"] == 1.0

@@ -3,13 +3,15 @@
 All functions take plain Python / numpy inputs and return fractions in [0, 1].
 
 AVVP follows the LLP benchmark's published evaluation (YapengTian/AVVP-ECCV20 `utils/eval_metrics.py` and the
-`eval` loop of `main_avvp.py`) with no deviation:
+`eval` loop of `main_avvp.py`, commit 0b28c1a7eafbd952d8ed5aac67a722fb09306ae4; Crab+'s
+`utils/avvp_eval_metrics.py` is the same file) with no deviation:
 
 - per video, 25 classes x 10 one-second segments, audio `a`, visual `v`, and audio-visual `av = a * v`
   (both for predictions and ground truth);
 - per video and modality, an F1 per class over the classes that have a ground-truth or a predicted positive,
   averaged over those classes; a video with no positive at all in that modality scores 1.0 ("all true
-  negatives"); the `event` F pools the audio and visual counts of each class;
+  negatives"), so a prediction that rightly names nothing in a modality scores 1.0 there; the `event` F pools
+  the audio and visual counts of each class;
 - event level: an event is a run of consecutive positive segments of one class; a predicted event is a true
   positive when it overlaps *any* ground-truth event of its class with IoU >= 0.5 (not one-to-one: two predicted
   events may both match one ground-truth event, as published); a ground-truth event with no such prediction is
@@ -17,7 +19,8 @@ AVVP follows the LLP benchmark's published evaluation (YapengTian/AVVP-ECCV20 `u
 - every per-video score is averaged over videos; Type@AV = mean of the audio, visual and audio-visual F1s;
   Event@AV = mean over videos of the pooled (audio + visual) F.
 
-UnAV-100 uses the ActivityNet detection AP (`compute_average_precision_detection`, VOC-2011 interpolation) per
+UnAV-100 uses the ActivityNet detection AP (activitynet/ActivityNet `Evaluation/eval_detection.py`
+`compute_average_precision_detection`, commit ebc8aebb4018a758c4efb35bb7ab547d31b1eb1e; VOC-2011 interpolation) per
 class at each tIoU threshold, averaged over the classes present in the ground truth. Predictions parsed from text
 carry no confidence: the runner gives every event the score 1.0. Tied scores are ranked as one block (the
 precision/recall curve gets one point per distinct score, as in scikit-learn's average precision), so the result

@@ -13,10 +13,10 @@ import io
 import json
 import tarfile
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -38,6 +38,9 @@ class GroundTruth:
 
 
 MALFORMED_SHOWN = 20  # line numbers of malformed prediction lines kept in the report
+MAX_LINE_BYTES = 1 << 20  # a longer prediction line is reported ("line too long") and never loaded whole
+MAX_INT_DIGITS = 40  # a JSON integer with more digits is reported ("number too large"), never converted
+ID_SHOWN_CHARS = 200  # ids echoed in reports are cut to this length
 
 
 @dataclass
@@ -45,8 +48,8 @@ class Predictions:
     """A predictions file read: {id: response}, how many ids repeated, and the malformed lines left out.
 
     `malformed` holds (line number, reason, id or None) for every line that is not a JSON object with a string
-    "id" and a string "response" (e.g. "not JSON", 'no "response" key'); those lines are not scored, so their
-    samples count as unpredicted, never as unparseable answers.
+    "id" and a string "response" (e.g. "not JSON", 'no "response" key', "not UTF-8", "line too long"); those
+    lines are not scored, so their samples count as unpredicted, never as unparseable answers.
     """
 
     responses: dict[str, str]
@@ -63,6 +66,25 @@ class Predictions:
         }
 
 
+def shown_id(sample_id: str) -> str:
+    """An id as reports echo it: cut to ID_SHOWN_CHARS characters."""
+    return sample_id if len(sample_id) <= ID_SHOWN_CHARS else sample_id[:ID_SHOWN_CHARS] + "..."
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise OverflowError("number too large")
+    return int(text)
+
+
+def _unicode_ok(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (a "\\ud800" escape)
+        return False
+    return True
+
+
 def _malformed_reason(record: Any) -> str | None:
     """Why a decoded JSON line is not a prediction {"id": str, "response": str}, or None when it is one."""
     if not isinstance(record, dict):
@@ -73,33 +95,73 @@ def _malformed_reason(record: Any) -> str | None:
         return 'no "response" key'
     if not isinstance(record["response"], str):
         return '"response" is not a string'
+    if not (_unicode_ok(record["id"]) and _unicode_ok(record["response"])):
+        return "invalid Unicode (a lone surrogate)"
     return None
 
 
-def read_predictions(path: str | Path) -> Predictions:
+def decode_line(raw: bytes, first: bool) -> tuple[Any, str | None]:
+    """One prediction line's bytes as (decoded JSON value, None) or (None, reason it is malformed).
+
+    Never raises: bytes that are not UTF-8, JSON too deeply nested or with an integer of more than
+    MAX_INT_DIGITS digits, and anything else json rejects, come back as a reason. A BOM before the first
+    line's JSON is dropped.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "not UTF-8"
+    if first and text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        return json.loads(text, parse_int=_bounded_int), None
+    except RecursionError:
+        return None, "JSON nested too deeply"
+    except OverflowError:
+        return None, "number too large"
+    except ValueError:  # JSONDecodeError, and any other value json refuses
+        return None, "not JSON"
+
+
+def _raw_lines(fh: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) per line; None for a line over max_line_bytes (its rest is skipped unread)."""
+    lineno = 0
+    while raw := fh.readline(max_line_bytes + 1):
+        lineno += 1
+        if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
+            while (rest := fh.readline(1 << 16)) and not rest.endswith(b"\n"):
+                pass
+            yield lineno, None
+            continue
+        yield lineno, raw
+
+
+def read_predictions(path: str | Path, max_line_bytes: int = MAX_LINE_BYTES) -> Predictions:
     """Read preds.jsonl: one {"id": str, "response": str} a line (blank lines are skipped).
 
     Returns a Predictions: {id: response} (for a repeated id the last one wins, and the repeats are counted)
-    and the malformed lines with their reasons (not JSON, not an object, no string id, no or a non-string
-    response), which are left out rather than scored. Raises FileNotFoundError for a missing file.
+    and the malformed lines with their reasons (not UTF-8, longer than `max_line_bytes`, not JSON, JSON nested
+    too deeply or with a huge integer, not an object, no string id, no or a non-string response, a lone
+    surrogate), which are left out rather than scored: a bad line never stops the reading. Raises
+    FileNotFoundError when `path` is not a regular file.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"predictions file {path} does not exist")
+        raise FileNotFoundError(f"predictions file {path} does not exist (or is not a regular file)")
     out = Predictions({})
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
+    with path.open("rb") as fh:
+        for lineno, raw in _raw_lines(fh, max_line_bytes):
+            if raw is None:
+                out.malformed.append((lineno, "line too long", None))
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                out.malformed.append((lineno, "not JSON", None))
+            if not raw.strip():
                 continue
-            reason = _malformed_reason(record)
+            record, reason = decode_line(raw, first=lineno == 1)
+            reason = reason or _malformed_reason(record)
             if reason is not None:
                 sample_id = record.get("id") if isinstance(record, dict) else None
-                out.malformed.append((lineno, reason, sample_id if isinstance(sample_id, str) else None))
+                ok_id = isinstance(sample_id, str) and _unicode_ok(sample_id)
+                out.malformed.append((lineno, reason, sample_id if ok_id else None))
                 continue
             out.duplicates += record["id"] in out.responses
             out.responses[record["id"]] = record["response"]
