@@ -20,7 +20,7 @@ console = Console()
 def build_all(out: Path, workers: int = 2) -> dict[str, dict[str, Any]]:
     """Build every registered source's bundled sample into out/<source>; return the stats per source."""
     from avuie.builders import load_all
-    from avuie.cli_build import build_one
+    from avuie.cli.build import build_one
 
     results = {}
     for name in load_all():
@@ -57,8 +57,8 @@ def stream_counts(url: str, n: int, seed: int = 0) -> Counter:
 
 def run_demo(out: Path, steps: int = 3, stream_samples: int = 64) -> dict[str, Any]:
     """Run the four stages; return a summary (sources built, samples validated, streamed, training losses)."""
+    from avuie.build.validate import validate_build
     from avuie.shards.server import serve_in_thread
-    from avuie.validate import validate_build
 
     out = Path(out)
     console.rule("1. build every source from its bundled raw sample")

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from avuie import media, synth
+from avuie.media import ffmpeg, synth
 
 REAL = [
     Path("/work/shared/real_annotations/ave/AVE_Dataset/AVE/-67UNKFmRLk.mp4"),
@@ -30,7 +30,7 @@ REAL = [
 
 def shell_script(clips: list[Path], out: Path, per_frame: bool, duration: float = 10.0, n: int = 10) -> str:
     """Return a bash script that cuts every clip the naive way (per frame or two commands per clip)."""
-    ff = shlex.quote(media.ffmpeg_exe())
+    ff = shlex.quote(ffmpeg.ffmpeg_exe())
     lines = ["set -e"]
     for k, clip in enumerate(clips):
         src, d = shlex.quote(str(clip)), out / f"c{k}"
@@ -61,14 +61,14 @@ def time_call(fn, repeats: int) -> float:
 
 def bench(clips: list[Path], repeats: int) -> list[tuple[str, int, float]]:
     """Time every method on ``clips``; return rows (method, processes per clip, seconds per clip)."""
-    infos = [media.probe(c) for c in clips]
+    infos = [ffmpeg.probe(c) for c in clips]
     rows = [
-        ("avuie", 2, time_call(lambda: [media.extract_clip(c) for c in clips], repeats)),
+        ("avuie", 2, time_call(lambda: [ffmpeg.extract_clip(c) for c in clips], repeats)),
         (
             "avuie (probed)",
             1,
             time_call(
-                lambda: [media.extract_clip(c, info=i) for c, i in zip(clips, infos, strict=True)], repeats
+                lambda: [ffmpeg.extract_clip(c, info=i) for c, i in zip(clips, infos, strict=True)], repeats
             ),
         ),
     ]
@@ -100,7 +100,7 @@ def main() -> None:
             synth.make_video(Path(tmp) / f"clip{k}.mp4", size=(480, 360), freq=300 + 50 * k)
             for k in range(args.clips)
         ]
-        print(f"ffmpeg: {media.ffmpeg_exe()}")
+        print(f"ffmpeg: {ffmpeg.ffmpeg_exe()}")
         print_table(
             f"{args.clips} synthetic 10 s clips (480x360, 25 fps, h264+aac)", bench(clips, args.repeats)
         )

@@ -46,7 +46,7 @@ class ArigBuilder(AvsBenchBuilder):
 
     def make_target(self, record: Record, cut: Cut) -> GroundingTarget:
         """The class with the most pixels at frame size, and its tight box."""
-        from avuie.media import mask_geometry, resize_mask
+        from avuie.media.images import mask_geometry, resize_mask
 
         size = frame_size(cut)
         best = None

@@ -134,7 +134,7 @@ class Cut:
         self, name: str, mask: Any, *, source_path: str, original_size: tuple[int, int]
     ) -> None:
         """Add one object's binary mask (bool array at frame size) as a PNG member `name`."""
-        from avuie.media import encode_mask_png
+        from avuie.media.images import encode_mask_png
 
         self.files[name] = encode_mask_png(mask)
         self.object_masks[name] = mask

@@ -137,7 +137,7 @@ def binary_mask(values: np.ndarray, threshold: int | None = None) -> np.ndarray:
 
 def palette_index(values: np.ndarray, encoding: str) -> np.ndarray:
     """The palette index per pixel of a semantic (values) or rgb (VOC colours; P-mode indices) mask."""
-    from avuie.media import rgb_mask_to_index
+    from avuie.media.images import rgb_mask_to_index
 
     arr = np.asarray(values)
     if arr.ndim == 2:
@@ -191,7 +191,7 @@ def object_groups(
 
     A class covering less than `min_area` of the mask (stray edge pixels) or vanishing at frame size is dropped.
     """
-    from avuie.media import mask_geometry, resize_mask
+    from avuie.media.images import mask_geometry, resize_mask
 
     size = frame_size(cut)
     groups: list[ObjectGroup] = []

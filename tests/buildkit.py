@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from avuie.pipeline import BuildConfig, build
+from avuie.build.pipeline import BuildConfig, build
+from avuie.build.scan import scan
+from avuie.build.validate import validate_build
 from avuie.samples import ensure_sample
-from avuie.scan import scan
-from avuie.validate import validate_build
 
 
 def build_source(source: str, out: Path, raw: Path | None = None, **kw: Any) -> dict[str, Any]:

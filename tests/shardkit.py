@@ -3,7 +3,7 @@
 `write_build(out, {"ave": {"train": [5, 3], "test": [2]}})` writes, like the real builder,
 `out/shards/<split>/<source>-<split>-<NNNNN>.tar` (members `<key>.json`, `<key>.frame_00.jpg`...,
 `<key>.audio.wav`, `<key>.image.jpg` and `<key>.mask_0.png` for segmentation sources), one `.done.json` per shard
-in the format of avuie/pipeline.py,
+in the format of avuie/build/pipeline.py,
 `manifest.parquet`, `stats.json` and `build.json`. Media are real JPEG/WAV/PNG bytes made with Pillow and numpy.
 """
 

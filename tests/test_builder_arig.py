@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from avuie.media import mask_geometry, resize_mask
-from avuie.scan import scan
-from avuie.synth import make_audio, make_image, make_mask
+from avuie.build.scan import scan
+from avuie.media.images import mask_geometry, resize_mask
+from avuie.media.synth import make_audio, make_image, make_mask
 from tests.buildkit import assert_build_ok, build_source
 
 

@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 from avuie.builders import BuilderError, Record, get_builder
 
+from avuie.build.scan import scan
+from avuie.media.synth import make_video
 from avuie.samples import ensure_sample
-from avuie.scan import scan
-from avuie.synth import make_video
 from tests.buildkit import assert_build_ok, build_source, scan_counts
 
 

@@ -10,9 +10,9 @@ import pytest
 from avuie.builders import BuilderError, Record, get_builder
 from avuie.builders.avqa import fill_question
 
+from avuie.build.scan import scan
+from avuie.media.synth import make_video
 from avuie.samples.avqa import _q
-from avuie.scan import scan
-from avuie.synth import make_video
 from tests.buildkit import assert_build_ok, build_source, scan_counts
 
 

@@ -11,8 +11,8 @@ from avuie.builders import BuilderError, Record, get_builder
 from avuie.schemas import parse_answer
 from avuie.schemas.targets import MultipleChoiceTarget
 
+from avuie.media.synth import make_video
 from avuie.samples.avqa_thu import _qa
-from avuie.synth import make_video
 from tests.buildkit import assert_build_ok, build_source, scan_counts
 
 

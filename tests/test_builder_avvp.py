@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 from avuie.builders import BuilderError, Record, get_builder
 
-from avuie.scan import scan
-from avuie.synth import make_video
+from avuie.build.scan import scan
+from avuie.media.synth import make_video
 from tests.buildkit import assert_build_ok, build_source, scan_counts
 
 HEADER = "filename\tevent_labels"

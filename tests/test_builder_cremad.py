@@ -10,7 +10,7 @@ import pytest
 from avuie.builders import BuilderError, Record, get_builder
 from avuie.builders.cremad import actor_split
 
-from avuie.synth import make_audio, make_video
+from avuie.media.synth import make_audio, make_video
 from tests.buildkit import assert_build_ok, build_source, scan_counts
 
 

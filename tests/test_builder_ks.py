@@ -10,7 +10,7 @@ import pytest
 from avuie.builders import BuilderError, Record, get_builder
 from avuie.schemas.vocab import KINETICS_SOUNDS_DEFAULT
 
-from avuie.synth import make_video
+from avuie.media.synth import make_video
 from tests.buildkit import assert_build_ok, build_source, scan_counts
 
 HEADER = "label,youtube_id,time_start,time_end,split,is_cc"

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from avuie.builders import BuilderError, Record, get_builder
 
-from avuie.synth import make_video
+from avuie.media.synth import make_video
 from tests.buildkit import assert_build_ok, build_source, scan_counts
 
 LISTS = Path("Train & Test Set") / "single" / "no_caption"

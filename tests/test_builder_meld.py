@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 from avuie.builders import BuilderError, Record, get_builder
 
+from avuie.media.synth import make_video
 from avuie.samples.meld import HEADER
-from avuie.synth import make_video
 from tests.buildkit import assert_build_ok, build_source, scan_counts
 
 REAL_CSVS = ("train_sent_emo.csv", "dev_sent_emo.csv", "test_sent_emo.csv")

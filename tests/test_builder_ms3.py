@@ -11,8 +11,8 @@ from avuie.builders import BuilderError, get_builder
 from avuie.builders.s4 import class_masks, load_palette_names
 from PIL import Image
 
+from avuie.build.scan import scan
 from avuie.samples.s4 import generate_object_release
-from avuie.scan import scan
 from tests.buildkit import assert_build_ok, build_source
 
 SEMANTIC = ("avsbench", "semantic")

@@ -14,11 +14,11 @@ from avuie.schemas.vocab import AVSBENCH_LABEL2IDX_NAMES
 from PIL import Image
 from typer.testing import CliRunner
 
+from avuie.build.scan import scan
 from avuie.cli import app
-from avuie.media import mask_geometry, resize_mask, voc_palette
+from avuie.media.images import mask_geometry, resize_mask, voc_palette
+from avuie.media.synth import make_audio, make_image, make_mask
 from avuie.samples.s4 import CLIPS, SIZE, generate_object_release
-from avuie.scan import scan
-from avuie.synth import make_audio, make_image, make_mask
 from tests.buildkit import assert_build_ok, build_source, scan_counts
 
 HEADER = "vid,uid,s_min,s_sec,a_obj,split,label\n"

@@ -12,7 +12,7 @@ import pytest
 from avuie.shards.writer import finalize_build, write_json_atomic
 from typer.testing import CliRunner
 
-from avuie.catalog import CatalogError, find_builds, open_catalog
+from avuie.catalog.db import CatalogError, find_builds, open_catalog
 from avuie.cli import app
 from avuie.samples import ensure_sample
 from tests.buildkit import build_source

@@ -8,7 +8,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from avuie.cli import app
-from avuie.cli_eval import default_chart_path
+from avuie.cli.eval import default_chart_path
 from avuie.eval.metrics_caption import java_reason
 from avuie.eval.runner import evaluate
 from avuie.eval.transfer import load_report, plot_transfer, transfer_report

@@ -19,10 +19,11 @@ from PIL import Image
 from pydantic import TypeAdapter
 from typer.testing import CliRunner
 
-from avuie import media
+from avuie.build.pipeline import content_hash, manifest_row, sample_members
 from avuie.cli import app
-from avuie.export import ExportError, ExportOptions, decode_wav, encode_wav, export
-from avuie.pipeline import content_hash, manifest_row, sample_members
+from avuie.export.common import ExportError, ExportOptions, decode_wav, encode_wav
+from avuie.export.registry import export
+from avuie.media import ffmpeg
 from tests.buildkit import build_source
 
 runner = CliRunner()
@@ -164,14 +165,14 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _manifest_counts(root: Path) -> dict[str, int]:
-    from avuie.catalog import open_catalog
+    from avuie.catalog.db import open_catalog
 
     rows = open_catalog([root]).rows("SELECT split, count(*) AS n FROM samples GROUP BY 1")
     return {r["split"]: r["n"] for r in rows}
 
 
 def _frame_count(mp4: Path) -> int:
-    proc = media.run_ffmpeg([media.ffmpeg_exe(), "-hide_banner", "-i", str(mp4), "-f", "null", "-"])
+    proc = ffmpeg.run_ffmpeg([ffmpeg.ffmpeg_exe(), "-hide_banner", "-i", str(mp4), "-f", "null", "-"])
     return int(re.findall(r"frame=\s*(\d+)", proc.stderr.decode())[-1])
 
 

@@ -1,4 +1,4 @@
-"""Tests for avuie.media (real ffmpeg on media synthesized by avuie.synth, and the real sample files)."""
+"""Tests for avuie.media (real ffmpeg on media synthesized by avuie.media.synth, and the real sample files)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from avuie import media, synth
-from avuie.media import MediaError
+from avuie.media import ffmpeg, images, synth
+from avuie.media.ffmpeg import MediaError
 
 REAL = Path("/work/shared/real_annotations")
 AVE_MP4 = REAL / "ave/AVE_Dataset/AVE/-67UNKFmRLk.mp4"
@@ -55,7 +55,7 @@ def _frame_number(jpeg: bytes) -> float:
 
 
 def test_clip_frames_are_the_uniformly_spaced_ones(files):
-    clip = media.extract_clip(files["counter"], start=2.0, duration=5.0, num_frames=10)
+    clip = ffmpeg.extract_clip(files["counter"], start=2.0, duration=5.0, num_frames=10)
     assert len(clip.frames) == 10
     assert all(Image.open(io.BytesIO(f)).size == (224, 224) for f in clip.frames)
     assert all(Image.open(io.BytesIO(f)).format == "JPEG" for f in clip.frames)
@@ -68,7 +68,7 @@ def test_clip_frames_are_the_uniformly_spaced_ones(files):
 
 
 def test_clip_audio_is_16k_mono_pcm_of_the_cut(files):
-    clip = media.extract_clip(files["counter"], start=1.0, duration=3.0)
+    clip = ffmpeg.extract_clip(files["counter"], start=1.0, duration=3.0)
     channels, rate, width, n = _wav(clip.audio)
     assert (channels, rate, width) == (1, 16000, 2)
     assert n == clip.audio_num_samples == 48000
@@ -79,7 +79,7 @@ def test_clip_audio_is_16k_mono_pcm_of_the_cut(files):
 
 def test_late_audio_stays_aligned(tmp_path):
     path = synth.make_video(tmp_path / "late.mp4", duration=4, size=(64, 48), audio_offset=1.0)
-    clip = media.extract_clip(path, start=0.5, duration=3.0, num_frames=2)
+    clip = ffmpeg.extract_clip(path, start=0.5, duration=3.0, num_frames=2)
     samples = np.frombuffer(clip.audio[44:], dtype="<i2")
     assert len(samples) == 48000
     assert (
@@ -88,8 +88,8 @@ def test_late_audio_stays_aligned(tmp_path):
 
 
 def test_clip_bytes_are_deterministic(files):
-    a = media.extract_clip(files["counter"], start=0.5, duration=4.0, num_frames=4)
-    b = media.extract_clip(files["counter"], start=0.5, duration=4.0, num_frames=4)
+    a = ffmpeg.extract_clip(files["counter"], start=0.5, duration=4.0, num_frames=4)
+    b = ffmpeg.extract_clip(files["counter"], start=0.5, duration=4.0, num_frames=4)
     assert a.frames == b.frames and a.audio == b.audio
     assert b"LIST" not in a.audio[:64]  # no encoder metadata in the WAV header
 
@@ -103,25 +103,25 @@ def test_synth_is_deterministic(tmp_path):
 @pytest.mark.parametrize("num_frames", [1, 4, 16])
 def test_one_ffmpeg_process_per_clip(files, monkeypatch, num_frames):
     calls: list[list[str]] = []
-    real_runner = media.run_ffmpeg
+    real_runner = ffmpeg.run_ffmpeg
 
-    def counting_runner(args, timeout=media.DEFAULT_TIMEOUT_S):
+    def counting_runner(args, timeout=ffmpeg.DEFAULT_TIMEOUT_S):
         calls.append(args)
         return real_runner(args, timeout)
 
-    monkeypatch.setattr(media, "run_ffmpeg", counting_runner)
-    info = media.probe(files["counter"])
+    monkeypatch.setattr(ffmpeg, "run_ffmpeg", counting_runner)
+    info = ffmpeg.probe(files["counter"])
     calls.clear()
-    clip = media.extract_clip(files["counter"], num_frames=num_frames, info=info)
+    clip = ffmpeg.extract_clip(files["counter"], num_frames=num_frames, info=info)
     assert len(clip.frames) == num_frames
     assert len(calls) == 1
     calls.clear()
-    media.extract_clip(files["counter"], num_frames=num_frames)  # without info: one header read + one cut
+    ffmpeg.extract_clip(files["counter"], num_frames=num_frames)  # without info: one header read + one cut
     assert len(calls) == 2
 
 
 def test_clip_past_the_end_is_clamped(files):
-    clip = media.extract_clip(files["counter"], start=8.0, duration=5.0, num_frames=4)
+    clip = ffmpeg.extract_clip(files["counter"], start=8.0, duration=5.0, num_frames=4)
     assert clip.clamped and clip.duration == pytest.approx(2.0)
     assert len(clip.frames) == 4 and clip.audio_num_samples == 32000
     assert clip.frame_times == pytest.approx([8.25, 8.75, 9.25, 9.75])
@@ -129,13 +129,13 @@ def test_clip_past_the_end_is_clamped(files):
 
 @pytest.mark.parametrize("key", ["avi", "flv", "mkv"])
 def test_clip_from_other_containers(files, key):
-    clip = media.extract_clip(files[key], num_frames=4)
+    clip = ffmpeg.extract_clip(files[key], num_frames=4)
     assert len(clip.frames) == 4 and clip.original_size == (96, 64)
     assert _wav(clip.audio)[:2] == (1, 16000)
 
 
 def test_silent_video_without_required_audio(files):
-    clip = media.extract_clip(files["silent"], num_frames=3, require_audio=False)
+    clip = ffmpeg.extract_clip(files["silent"], num_frames=3, require_audio=False)
     assert clip.audio is None and len(clip.frames) == 3 and clip.audio_num_samples == 0
 
 
@@ -174,16 +174,16 @@ def _bad_input(kind: str, files, tmp_path: Path) -> Path:
 )
 def test_bad_inputs_raise_the_specific_reason(files, tmp_path, kind, reason):
     with pytest.raises(MediaError) as err:
-        media.extract_clip(_bad_input(kind, files, tmp_path))
+        ffmpeg.extract_clip(_bad_input(kind, files, tmp_path))
     assert err.value.reason == reason and err.value.detail
 
 
 def test_too_short(files):
     with pytest.raises(MediaError) as err:
-        media.extract_clip(files["counter"], start=9.95, duration=2.0)
+        ffmpeg.extract_clip(files["counter"], start=9.95, duration=2.0)
     assert err.value.reason == "too_short"
     with pytest.raises(MediaError) as err:
-        media.extract_audio(files["wav"], start=7.0)
+        ffmpeg.extract_audio(files["wav"], start=7.0)
     assert err.value.reason == "too_short"
 
 
@@ -197,8 +197,8 @@ def test_unknown_reason_is_refused():
 
 @pytest.mark.parametrize("key", ["counter", "avi", "flv", "mkv", "silent", "wav", "mp3", "flac"])
 def test_probe_without_ffprobe(files, monkeypatch, key):
-    monkeypatch.setattr(media, "ffprobe_exe", lambda: None)
-    info = media.probe(files[key])
+    monkeypatch.setattr(ffmpeg, "ffprobe_exe", lambda: None)
+    info = ffmpeg.probe(files[key])
     video = key not in ("wav", "mp3", "flac")
     assert info.has_video is video and info.has_audio is (key != "silent")
     if video:
@@ -229,10 +229,10 @@ def test_header_parsers_agree():
             {"codec_type": "audio", "codec_name": "aac", "sample_rate": "48000", "channels": 6},
         ],
     }
-    a, b = media.parse_ffmpeg_header(header), media.parse_ffprobe_json(json.dumps(ffprobe))
+    a, b = ffmpeg.parse_ffmpeg_header(header), ffmpeg.parse_ffprobe_json(json.dumps(ffprobe))
     assert a == b
     assert (a.duration, a.fps, a.width, a.audio_channels) == (62.35, 29.97, 1280, 6)
-    assert media.parse_ffmpeg_header("garbage") is None
+    assert ffmpeg.parse_ffmpeg_header("garbage") is None
 
 
 # ---------------------------------------------------------------- audio
@@ -242,29 +242,29 @@ def test_header_parsers_agree():
     "key, rate, channels", [("wav", 22050, 2), ("mp3", 16000, 1), ("flac", 48000, 1), ("flv", 44100, 2)]
 )
 def test_extract_audio(files, key, rate, channels):
-    cut = media.extract_audio(files[key], start=1.0, duration=1.5)
+    cut = ffmpeg.extract_audio(files[key], start=1.0, duration=1.5)
     assert _wav(cut.wav) == (1, 16000, 2, 24000) and cut.num_samples == 24000
     assert (cut.original_sample_rate, cut.original_channels) == (rate, channels)
-    whole = media.extract_audio(files[key])
+    whole = ffmpeg.extract_audio(files[key])
     assert abs(whole.duration - whole.source_duration) < 1e-6
     assert abs(whole.num_samples / 16000 - (5.0 if key != "flv" else 3.0)) < 0.05
 
 
 def test_extract_audio_needs_an_audio_stream(files):
     with pytest.raises(MediaError) as err:
-        media.extract_audio(files["silent"])
+        ffmpeg.extract_audio(files["silent"])
     assert err.value.reason == "no_audio_stream"
 
 
 def test_audio_windows():
-    assert media.audio_windows(10, 10, 1) == [[float(k), float(k + 1)] for k in range(10)]
-    assert media.audio_windows(60, 10, 2, 6) == [[6.0 * k, 6.0 * k + 2] for k in range(10)]
-    assert media.audio_windows(10, 1, 4) == [[0.0, 4.0]]
-    assert media.audio_windows(5, 5, 1) == [[float(k), float(k + 1)] for k in range(5)]
-    assert media.audio_windows(30, 10, 2, 6)[-1] == [28.0, 30.0]  # never past the end
-    assert media.audio_windows(0.5, 2, 1) == [[0.0, 0.5], [0.0, 0.5]]
+    assert ffmpeg.audio_windows(10, 10, 1) == [[float(k), float(k + 1)] for k in range(10)]
+    assert ffmpeg.audio_windows(60, 10, 2, 6) == [[6.0 * k, 6.0 * k + 2] for k in range(10)]
+    assert ffmpeg.audio_windows(10, 1, 4) == [[0.0, 4.0]]
+    assert ffmpeg.audio_windows(5, 5, 1) == [[float(k), float(k + 1)] for k in range(5)]
+    assert ffmpeg.audio_windows(30, 10, 2, 6)[-1] == [28.0, 30.0]  # never past the end
+    assert ffmpeg.audio_windows(0.5, 2, 1) == [[0.0, 0.5], [0.0, 0.5]]
     with pytest.raises(ValueError):
-        media.audio_windows(10, 0, 1)
+        ffmpeg.audio_windows(10, 0, 1)
 
 
 # ---------------------------------------------------------------- images, masks, geometry
@@ -273,26 +273,26 @@ def test_audio_windows():
 @pytest.mark.parametrize("suffix", [".jpg", ".png"])
 def test_load_image(tmp_path, suffix):
     path = synth.make_image(tmp_path / f"f{suffix}", size=(320, 200), seed=3)
-    data, original = media.load_image(path)
+    data, original = images.load_image(path)
     assert original == (320, 200) and Image.open(io.BytesIO(data)).size == (224, 224)
-    assert media.load_image(path)[0] == data
+    assert images.load_image(path)[0] == data
 
 
 def test_load_image_errors(tmp_path):
     (tmp_path / "bad.jpg").write_bytes(b"not a picture at all")
     for path, reason in [(tmp_path / "bad.jpg", "corrupt_media"), (tmp_path / "none.jpg", "missing_file")]:
         with pytest.raises(MediaError) as err:
-            media.load_image(path)
+            images.load_image(path)
         assert err.value.reason == reason
 
 
 def test_load_mask_modes(tmp_path):
     shapes = [("rect", (10, 5, 29, 14))]
-    grey = media.load_mask(synth.make_mask(tmp_path / "l.png", (40, 20), shapes, value=45))
+    grey = images.load_mask(synth.make_mask(tmp_path / "l.png", (40, 20), shapes, value=45))
     assert grey.shape == (20, 40) and set(np.unique(grey)) == {0, 45} and (grey == 45).sum() == 20 * 10
-    binary = media.load_mask(synth.make_mask(tmp_path / "b.png", (40, 20), shapes, mode="1"))
+    binary = images.load_mask(synth.make_mask(tmp_path / "b.png", (40, 20), shapes, mode="1"))
     assert set(np.unique(binary)) == {0, 255} and (binary == 255).sum() == 200
-    rgb = media.load_mask(
+    rgb = images.load_mask(
         synth.make_mask(tmp_path / "c.png", (40, 20), shapes, value=(64, 128, 128), mode="RGB")
     )
     assert rgb.shape == (20, 40, 3) and tuple(rgb[10, 20]) == (64, 128, 128)
@@ -301,13 +301,13 @@ def test_load_mask_modes(tmp_path):
 def test_resize_and_encode_mask():
     mask = np.zeros((100, 200), dtype=bool)
     mask[20:60, 50:150] = True
-    small = media.resize_mask(mask, (224, 224))
+    small = images.resize_mask(mask, (224, 224))
     assert small.shape == (224, 224) and small.dtype == bool
     assert abs(small.mean() - mask.mean()) < 0.01
-    png = media.encode_mask_png(small)
+    png = images.encode_mask_png(small)
     img = Image.open(io.BytesIO(png))
     assert img.mode == "L" and set(np.unique(np.asarray(img))) <= {0, 255}
-    assert np.array_equal(np.asarray(img) > 0, small) and media.encode_mask_png(small) == png
+    assert np.array_equal(np.asarray(img) > 0, small) and images.encode_mask_png(small) == png
 
 
 def _ellipse_mask() -> np.ndarray:
@@ -325,31 +325,31 @@ def _l_shape() -> np.ndarray:
 @pytest.mark.parametrize("make", [_ellipse_mask, _l_shape])
 def test_mask_geometry_box_tight_points_inside(make):
     mask = make()
-    box, points = media.mask_geometry(mask)
+    box, points = images.mask_geometry(mask)
     ys, xs = np.nonzero(mask)
     assert box == [xs.min(), ys.min(), xs.max(), ys.max()]
     assert len(points) == 3 and len({tuple(p) for p in points}) == 3
     for x, y in points:
         assert mask[y, x] and mask[y - 1, x] and mask[y + 1, x] and mask[y, x - 1] and mask[y, x + 1]
-    assert media.mask_geometry(mask) == (box, points)
+    assert images.mask_geometry(mask) == (box, points)
 
 
 def test_mask_geometry_rect_and_tiny():
     mask = np.zeros((224, 224), dtype=bool)
     mask[40:61, 100:181] = True
-    box, points = media.mask_geometry(mask)
+    box, points = images.mask_geometry(mask)
     assert box == [100, 40, 180, 60]
     assert points[0] == [140, 50]  # the centre
     assert abs(points[1][0] - points[2][0]) > 30 and all(p[1] == 50 for p in points)  # spread along x
     one = np.zeros((10, 10), dtype=bool)
     one[3, 7] = True
-    assert media.mask_geometry(one) == ([7, 3, 7, 3], [[7, 3]] * 3)
+    assert images.mask_geometry(one) == ([7, 3, 7, 3], [[7, 3]] * 3)
     with pytest.raises(ValueError):
-        media.mask_geometry(np.zeros((5, 5), dtype=bool))
+        images.mask_geometry(np.zeros((5, 5), dtype=bool))
 
 
 def test_voc_palette_round_trip():
-    pal = media.voc_palette()
+    pal = images.voc_palette()
     assert pal.shape == (256, 3)
     assert [tuple(pal[i]) for i in (0, 1, 2, 3, 14)] == [
         (0, 0, 0),
@@ -360,14 +360,14 @@ def test_voc_palette_round_trip():
     ]
     assert len({tuple(c) for c in pal}) == 256
     index = np.random.default_rng(1).integers(0, 71, size=(30, 40)).astype(np.uint8)
-    assert np.array_equal(media.rgb_mask_to_index(pal[index], media.voc_palette(71)), index)
+    assert np.array_equal(images.rgb_mask_to_index(pal[index], images.voc_palette(71)), index)
     with pytest.raises(ValueError, match="not in the palette"):
-        media.rgb_mask_to_index(np.full((2, 2, 3), 7, dtype=np.uint8), pal[:71])
+        images.rgb_mask_to_index(np.full((2, 2, 3), 7, dtype=np.uint8), pal[:71])
 
 
 def test_sha256_file(tmp_path):
     (tmp_path / "x.bin").write_bytes(b"abc" * 1000)
-    assert media.sha256_file(tmp_path / "x.bin") == hashlib.sha256(b"abc" * 1000).hexdigest()
+    assert ffmpeg.sha256_file(tmp_path / "x.bin") == hashlib.sha256(b"abc" * 1000).hexdigest()
 
 
 # ---------------------------------------------------------------- the real files
@@ -375,8 +375,8 @@ def test_sha256_file(tmp_path):
 
 @pytest.mark.parametrize("path, size, fps", [(AVE_MP4, (450, 360), 25.0), (LLP_MP4, (352, 288), 15.0)])
 def test_real_videos(path, size, fps, monkeypatch):
-    monkeypatch.setattr(media, "ffprobe_exe", lambda: None)
-    info = media.probe(path)
+    monkeypatch.setattr(ffmpeg, "ffprobe_exe", lambda: None)
+    info = ffmpeg.probe(path)
     assert (info.width, info.height, info.fps, info.video_codec, info.audio_codec) == (
         *size,
         fps,
@@ -384,24 +384,24 @@ def test_real_videos(path, size, fps, monkeypatch):
         "aac",
     )
     assert info.duration == pytest.approx(10.0, abs=0.02)
-    clip = media.extract_clip(path, info=info)
+    clip = ffmpeg.extract_clip(path, info=info)
     assert len(clip.frames) == 10 and clip.original_size == size
     assert clip.frame_times == pytest.approx([(i + 0.5) * clip.duration / 10 for i in range(10)])
     channels, rate, _, n = _wav(clip.audio)
     assert (channels, rate) == (1, 16000) and abs(n / 16000 - info.duration) < 0.05
-    segment = media.extract_clip(path, start=3.0, duration=1.0, num_frames=1, info=info)
+    segment = ffmpeg.extract_clip(path, start=3.0, duration=1.0, num_frames=1, info=info)
     assert segment.audio_num_samples == 16000 and len(segment.frames) == 1
 
 
 def test_real_masks():
-    s4 = media.load_mask(SEMANTIC / "v1s/_4R3qHn1n50_0_5000/labels_semantic/0.png")
+    s4 = images.load_mask(SEMANTIC / "v1s/_4R3qHn1n50_0_5000/labels_semantic/0.png")
     assert s4.ndim == 2 and set(np.unique(s4)) == {0, 45}
-    ms3 = media.load_mask(SEMANTIC / "v1m/3vheOi4y540_1/labels_semantic/1.png")
+    ms3 = images.load_mask(SEMANTIC / "v1m/3vheOi4y540_1/labels_semantic/1.png")
     assert set(np.unique(ms3)) == {0, 9, 41}
-    rgb = media.load_mask(SEMANTIC / "v2/_aldtLqTVYI_1000_11000/labels_rgb/0.png")
-    index = media.rgb_mask_to_index(rgb, media.voc_palette(71))
+    rgb = images.load_mask(SEMANTIC / "v2/_aldtLqTVYI_1000_11000/labels_rgb/0.png")
+    index = images.rgb_mask_to_index(rgb, images.voc_palette(71))
     assert set(np.unique(index)) == {0, 14}  # 14 = clarinet
-    box, points = media.mask_geometry(media.resize_mask(s4 == 45, (224, 224)))
+    box, points = images.mask_geometry(images.resize_mask(s4 == 45, (224, 224)))
     assert 0 <= box[0] <= box[2] < 224 and 0 <= box[1] <= box[3] < 224
-    small = media.resize_mask(s4 == 45, (224, 224))
+    small = images.resize_mask(s4 == 45, (224, 224))
     assert all(small[y, x] for x, y in points)

@@ -20,7 +20,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from avuie.cli import app
-from avuie.synth import make_video, truncate_file
+from avuie.media.synth import make_video, truncate_file
 from tests.buildkit import assert_build_ok, build_source, scan_counts
 
 runner = CliRunner()

@@ -13,9 +13,9 @@ import pytest
 from avuie.shards.index import read_done, scan_local, tar_facts
 from typer.testing import CliRunner
 
+from avuie.build.validate import validate_build
 from avuie.cli import app
 from avuie.reasoning.check import check_reply
-from avuie.validate import validate_build
 from tests.buildkit import read_back
 from tests.openai_server import FakeOpenAIServer
 from tests.reasoning_kit import kill_once_cached
@@ -179,8 +179,8 @@ def test_reason_rewrites_only_the_shards_it_changes(server, tmp_path):
 
 
 def test_reason_never_replaces_a_chain_with_a_fallback_that_says_nothing_new(server, tmp_path):
+    from avuie.curate.rewrite import regenerate
     from avuie.reasoning.openai_engine import make_openai_engine
-    from avuie.reasoning.rewrite import regenerate
 
     out = tmp_path / "ave"
     run(build_args(out, server))

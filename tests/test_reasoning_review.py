@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from avuie.build.validate import validate_build
 from avuie.cli import app
-from avuie.reasoning.review import read_rows, write_rows
-from avuie.validate import validate_build
+from avuie.curate.review import read_rows, write_rows
 from tests.buildkit import read_back
 from tests.openai_server import FakeOpenAIServer
 

@@ -49,7 +49,7 @@ def _our_imports(path: Path) -> set[str]:
 
 ALLOWED = {
     "schemas": (),
-    "builders": ("avuie.schemas", "avuie.builders", "avuie.media", "avuie.synth"),
+    "builders": ("avuie.schemas", "avuie.builders", "avuie.media", "avuie.media.synth"),
     "shards": ("avuie.schemas", "avuie.shards"),
     "trainer": ("avuie.schemas", "avuie.shards", "avuie.trainer"),
 }
@@ -67,7 +67,7 @@ def test_data_flows_one_way(folder):
 
 def test_build_path_imports_no_torch():
     code = (
-        "import sys, avuie.cli, avuie.pipeline, avuie.builders, avuie.shards.writer, avuie.catalog;"
+        "import sys, avuie.cli, avuie.build.pipeline, avuie.builders, avuie.shards.writer, avuie.catalog.db;"
         "avuie.builders.load_all();"
         "heavy = [m for m in ('torch', 'transformers', 'peft', 'datasets') if m in sys.modules];"
         "print(heavy); sys.exit(1 if heavy else 0)"

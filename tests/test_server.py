@@ -244,7 +244,7 @@ def test_index_picks_up_new_shards(tmp_path):
 
 SERVE_SCRIPT = """
 import typer
-from avuie.cli_serve import register
+from avuie.cli.serve import register
 app = typer.Typer()
 @app.callback()
 def main():

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from avuie import media
 from avuie.builders.base import AudioMedia, Cut, ImageMedia, MaskMedia, Record, VideoMedia
+from avuie.media import ffmpeg, images
 from avuie.schemas import MediaItem, TaskFamily
 
 
@@ -35,7 +35,7 @@ def _audio_name(role: str, prefix: str = "") -> str:
 
 def _check_exists(path: Path) -> None:
     if not Path(path).exists():
-        raise media.MediaError("missing_file", f"{path} does not exist")
+        raise ffmpeg.MediaError("missing_file", f"{path} does not exist")
 
 
 def cut_record(
@@ -46,13 +46,13 @@ def cut_record(
     checksums: dict[str, str] = {}
     for req in record.media:
         _check_exists(req.path)
-        checksums[str(req.path)] = media.sha256_file(req.path)
+        checksums[str(req.path)] = ffmpeg.sha256_file(req.path)
         if isinstance(req, VideoMedia):
             _cut_video(cut, req, family, profile)
         elif isinstance(req, AudioMedia):
             _cut_audio(cut, req, profile)
         elif isinstance(req, ImageMedia):
-            data, original = media.load_image(req.path, size=profile.frame_size)
+            data, original = images.load_image(req.path, size=profile.frame_size)
             cut.files[req.file] = data
             w, h = profile.frame_size
             cut.media.append(
@@ -66,7 +66,7 @@ def cut_record(
                 )
             )
         elif isinstance(req, MaskMedia):
-            cut.masks[req.role] = media.load_mask(req.path)
+            cut.masks[req.role] = images.load_mask(req.path)
             cut.mask_paths[req.role] = str(req.path)
         else:  # pragma: no cover - the request types are closed
             raise TypeError(f"unknown media request {req!r}")
@@ -75,8 +75,8 @@ def cut_record(
 
 def _cut_video(cut: Cut, req: VideoMedia, family: TaskFamily, profile: Profile) -> None:
     n = req.num_frames or profile.frames_for(family)
-    info = media.probe(req.path)
-    clip = media.extract_clip(
+    info = ffmpeg.probe(req.path)
+    clip = ffmpeg.extract_clip(
         req.path,
         info=info,
         start=req.start,
@@ -130,7 +130,7 @@ def _windows(windows: list[tuple[float, float]] | None, seconds: float) -> list[
 
 
 def _cut_audio(cut: Cut, req: AudioMedia, profile: Profile) -> None:
-    audio = media.extract_audio(
+    audio = ffmpeg.extract_audio(
         req.path, start=req.start, duration=req.duration, sample_rate=profile.sample_rate
     )
     original = (audio.original_sample_rate, audio.original_channels, audio.source_duration)

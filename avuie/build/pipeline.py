@@ -22,10 +22,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from avuie import media
+from avuie.build.cutting import Profile, cut_record
 from avuie.builders import Builder, Notice, Record, Reject, get_builder
 from avuie.builders.base import error_text
-from avuie.cutting import Profile, cut_record
+from avuie.media import ffmpeg
 from avuie.reasoning.engine import Draft, ReasoningEngine, TemplateEngine
 from avuie.schemas import Provenance, Sample, make_key, make_sample_id, render_answer
 from avuie.shards.writer import (
@@ -191,7 +191,7 @@ def prepare(builder: Builder, record: Record, config: BuildConfig) -> _Prepared:
 
     try:
         cut, checksums = cut_record(record, builder.family, config.profile)
-    except media.MediaError as exc:
+    except ffmpeg.MediaError as exc:
         return fail(exc.reason, exc.detail)
     try:
         target = builder.make_target(record, cut)
@@ -454,7 +454,7 @@ def _drop_orphans(out: Path, by_split: dict[str, list[Record]], config: BuildCon
 @lru_cache(maxsize=1)
 def _ffmpeg_version() -> str:
     try:
-        proc = subprocess.run([media.ffmpeg_exe(), "-version"], capture_output=True, text=True, timeout=30)
+        proc = subprocess.run([ffmpeg.ffmpeg_exe(), "-version"], capture_output=True, text=True, timeout=30)
         return proc.stdout.splitlines()[0] if proc.stdout else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"

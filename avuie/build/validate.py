@@ -16,8 +16,8 @@ import numpy as np
 from PIL import Image
 from pydantic import ValidationError
 
+from avuie.build.pipeline import content_hash
 from avuie.builders.base import error_text
-from avuie.pipeline import content_hash
 from avuie.schemas import Sample
 from avuie.shards.index import read_done
 from avuie.shards.writer import iter_tar_samples

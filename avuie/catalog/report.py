@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from avuie.catalog import Catalog
+from avuie.catalog.db import Catalog
 
 CHARTS = {
     "samples_per_family": "Samples per task family",

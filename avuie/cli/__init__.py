@@ -17,12 +17,12 @@ app = typer.Typer(
 # Each module defines `register(app)`. Kept as names so that one area's optional dependencies
 # (torch for train, datasets for export) are imported only when its command runs.
 COMMAND_MODULES = (
-    "avuie.cli_build",  # build, scan, sources, validate, schema
-    "avuie.cli_data",  # query, stats, export
-    "avuie.cli_serve",  # serve
-    "avuie.cli_reason",  # reason, review
-    "avuie.cli_train",  # train, predict
-    "avuie.cli_eval",  # eval, transfer
+    "avuie.cli.build",  # build, scan, sources, validate, schema
+    "avuie.cli.data",  # query, stats, export
+    "avuie.cli.serve",  # serve
+    "avuie.cli.reason",  # reason, review
+    "avuie.cli.train",  # train, predict
+    "avuie.cli.eval",  # eval, transfer
 )
 
 for _name in COMMAND_MODULES:

@@ -30,7 +30,7 @@ def parse_params(items: list[str] | None) -> dict[str, Any]:
 
 
 def _progress():
-    from avuie.progress import progress_bar
+    from avuie.cli.progress import progress_bar
 
     return progress_bar(console)
 
@@ -81,8 +81,8 @@ def build_one(
     reasoning_opts: dict[str, Any],
 ) -> dict[str, Any]:
     """Build one source (its bundled sample when `raw` is None) into `out`, with a progress bar."""
+    from avuie.build.pipeline import BuildConfig, build
     from avuie.builders import get_builder
-    from avuie.pipeline import BuildConfig, build
     from avuie.samples import ensure_sample
 
     get_builder(source, **params)  # unknown source: KeyError naming the known ones
@@ -316,8 +316,8 @@ def register(app: typer.Typer) -> None:
         param: list[str] = typer.Option(None, "--param", "-p", help="Builder parameter key=value."),
     ) -> None:
         """Parse a source's annotations only (no media work): records, missing media and rejects per split."""
+        from avuie.build.scan import scan
         from avuie.builders import BuilderError
-        from avuie.scan import scan
 
         try:
             report = scan(source, raw, parse_params(param))
@@ -370,7 +370,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Argument(..., help="A build directory (or a folder of builds)."),
     ) -> None:
         """Re-validate every sample of every shard; exit non-zero listing the failing ids."""
-        from avuie.validate import validate_build
+        from avuie.build.validate import validate_build
 
         if not out.is_dir():
             console.print(f"[red]error:[/red] {out} is not a folder")

@@ -45,14 +45,14 @@ def print_rows(columns: list[str], rows: list[dict[str, Any]], fmt: str, max_row
 
 
 def progress_bar():
-    """The shared progress bar (avuie.progress)."""
-    from avuie.progress import progress_bar as bar
+    """The shared progress bar (avuie.cli.progress)."""
+    from avuie.cli.progress import progress_bar as bar
 
     return bar(console)
 
 
 def _open(roots: list[Path]):
-    from avuie.catalog import CatalogError, open_catalog
+    from avuie.catalog.db import CatalogError, open_catalog
 
     try:
         return open_catalog(roots)
@@ -76,7 +76,7 @@ def register(app: typer.Typer) -> None:
 
         Example: avuie query avuie-out "SELECT source, split, count(*) FROM samples GROUP BY ALL"
         """
-        from avuie.catalog import CatalogError
+        from avuie.catalog.db import CatalogError
 
         if fmt not in ("table", "csv", "json"):
             raise typer.BadParameter(f"--format must be table, csv or json, got {fmt!r}")
@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Print per source and split: in, written, rejected by reason (from stats.json); optionally a report."""
-        from avuie.report import print_stats, write_report
+        from avuie.catalog.report import print_stats, write_report
 
         catalog = _open(roots)
         print_stats(catalog, Console())
@@ -126,8 +126,9 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Write into a non-empty destination."),
     ) -> None:
         """Export builds for other trainers: the Crab+ layout, a Hugging Face dataset or LLaMA-Factory JSON."""
-        from avuie.catalog import CatalogError
-        from avuie.export import ExportError, ExportOptions, export
+        from avuie.catalog.db import CatalogError
+        from avuie.export.common import ExportError, ExportOptions
+        from avuie.export.registry import export
 
         opts = ExportOptions(
             splits=split or None,

@@ -14,7 +14,7 @@ console = Console(stderr=True)
 
 
 def _progress():
-    from avuie.progress import progress_bar
+    from avuie.cli.progress import progress_bar
 
     return progress_bar(console)
 

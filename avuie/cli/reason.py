@@ -76,9 +76,9 @@ def register(app: typer.Typer) -> None:
 
         Human chains are never replaced. With a warm cache (OUT/reasoning_cache.sqlite) nothing is asked twice.
         """
+        from avuie.curate.rewrite import record_rewrite, regenerate
         from avuie.reasoning.engine import TemplateEngine
         from avuie.reasoning.openai_engine import EndpointError, make_openai_engine
-        from avuie.reasoning.rewrite import record_rewrite, regenerate
 
         _check_build(out)
         kinds = set(only or ("template", "fallback"))
@@ -123,7 +123,7 @@ def register(app: typer.Typer) -> None:
                 and (wanted_ids is None or sample["id"] in wanted_ids)
             )
 
-        from avuie.progress import progress_bar
+        from avuie.cli.progress import progress_bar
 
         text = getattr(engine, "progress_text", lambda: "")
         try:
@@ -162,7 +162,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Write every fallback, retried or flagged chain, with its frames and audio extracted beside the file."""
-        from avuie.reasoning.review import export_review
+        from avuie.curate.review import export_review
 
         _check_build(out)
         try:
@@ -179,8 +179,8 @@ def register(app: typer.Typer) -> None:
         max_chars: int = typer.Option(2000, "--max-chars", help="Longest accepted reasoning, in characters."),
     ) -> None:
         """Re-check the edited chains and write the ones that pass back as `human`; exit 1 if any was refused."""
+        from avuie.curate.review import apply_review
         from avuie.reasoning.check import CheckSettings
-        from avuie.reasoning.review import apply_review
 
         _check_build(out)
         if not file.exists():

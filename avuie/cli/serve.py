@@ -44,7 +44,7 @@ def serve(
     """
     from rich.console import Console
 
-    from avuie.progress import progress_bar
+    from avuie.cli.progress import progress_bar
     from avuie.shards.guard import ServerLimits
     from avuie.shards.index import find_shards
     from avuie.shards.server import ShardCatalog, run_server

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from avuie.curate.rewrite import apply_chains, iter_samples, locate, record_rewrite
 from avuie.reasoning.check import CheckSettings, check_human_chain
 from avuie.reasoning.prompts import describe_target
-from avuie.reasoning.rewrite import apply_chains, iter_samples, locate, record_rewrite
 from avuie.shards.writer import iter_tar_samples
 
 FIELDS = (

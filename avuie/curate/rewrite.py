@@ -70,7 +70,7 @@ def draft_of(sample: dict[str, Any], files: dict[str, bytes]) -> Draft:
 
 def _with_chain(sample: dict[str, Any], files: dict[str, bytes], reasoning: str, info: dict[str, Any]) -> Any:
     """The validated Sample with a new reasoning chain (response and content hash recomputed, as the build does)."""
-    from avuie.pipeline import finish_sample
+    from avuie.build.pipeline import finish_sample
 
     return finish_sample(draft_of(sample, files), reasoning, info, masks={})
 
@@ -120,7 +120,7 @@ def _rewrite_tar(
     out: Path, tar: Path, updates: dict[str, tuple[str, dict[str, Any]]], report: RewriteReport
 ) -> dict[str, dict[str, Any]]:
     """Rewrite one tar with the updates that concern it; return its new manifest rows by key."""
-    from avuie.pipeline import manifest_row, sample_members
+    from avuie.build.pipeline import manifest_row, sample_members
 
     shard = str(tar.relative_to(out))
     rows: dict[str, dict[str, Any]] = {}
@@ -147,7 +147,7 @@ def _rewrite_tar(
 
 def _refresh_table(tar: Path, marker: Path) -> None:
     """Recompute what the marker records about a rewritten tar (size, sha256, sample byte ranges)."""
-    from avuie.pipeline import tar_info
+    from avuie.build.pipeline import tar_info
 
     done = json.loads(marker.read_text())
     if tar.name in done.get("tars_info", {}):

@@ -1,10 +1,12 @@
-"""Exports: hand the shards of one or more builds to other trainers (`avuie export OUT --format F --to DEST`).
+"""What the exporters share: options, reading samples from shards, media files, parallel work.
+
+The formats and the `export()` dispatcher live in avuie/export/registry.py.
 
 | format | writes | module |
 |---|---|---|
-| `crab-plus` | `DEST/AVUIE_2/<task>/{train,test,val}.json` + media where the official Crab+ loader looks | export_crab.py |
-| `hf` | a Hugging Face `datasets.DatasetDict` (one split per build split), `load_from_disk(DEST)` | export_hf.py |
-| `sharegpt` | LLaMA-Factory sharegpt JSON per split + `dataset_info.json` + media under `DEST/media/` | export_sharegpt.py |
+| `crab-plus` | `DEST/AVUIE_2/<task>/{train,test,val}.json` + media where the official Crab+ loader looks | crab.py |
+| `hf` | a Hugging Face `datasets.DatasetDict` (one split per build split), `load_from_disk(DEST)` | hf.py |
+| `sharegpt` | LLaMA-Factory sharegpt JSON per split + `dataset_info.json` + media under `DEST/media/` | sharegpt.py |
 
 Samples are read straight from the tar shards (plain webdataset members, docs/DESIGN.md), in build, shard and
 tar order, so an export is deterministic. Media files are the shard's own bytes (frames JPEG, audio 16 kHz WAV,
@@ -29,7 +31,6 @@ from typing import Any
 
 import numpy as np
 
-FORMATS = ("crab-plus", "hf", "sharegpt")
 VIDEO_MODES = ("mp4", "frames")
 
 Progress = Callable[[int, int], None]
@@ -150,13 +151,13 @@ def frame_rate(item: dict[str, Any]) -> Fraction:
 
 def encode_mp4(frames: list[Path], rate: Fraction, out: Path) -> Path:
     """Encode JPEG frames (named frame_%02d.jpg in one folder) into an H.264 mp4 with one video frame each."""
-    from avuie import media
+    from avuie.media import ffmpeg
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="avuie_mp4_") as tmp:
         target = Path(tmp) / "v.mp4"
         args = [
-            media.ffmpeg_exe(),
+            ffmpeg.ffmpeg_exe(),
             "-hide_banner",
             "-loglevel",
             "error",
@@ -182,7 +183,7 @@ def encode_mp4(frames: list[Path], rate: Fraction, out: Path) -> Path:
             "-an",
             str(target),
         ]
-        proc = media.run_ffmpeg(args)
+        proc = ffmpeg.run_ffmpeg(args)
         if proc.returncode != 0 or not target.exists():
             tail = proc.stderr.decode(errors="replace").strip()[-400:]
             raise ExportError(f"ffmpeg could not encode {out.name}: {tail}")
@@ -241,51 +242,3 @@ def run_parallel(
             yield from pool.map(work, batch)
             if progress:
                 progress(len(batch))
-
-
-# ---------------------------------------------------------------- entry point
-
-
-def export(
-    roots: list[Path],
-    fmt: str,
-    dest: Path,
-    opts: ExportOptions | None = None,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Export every build under `roots` to `dest` in format `fmt`; return a summary (counts per split/task).
-
-    `progress(done, total)` is called as samples finish (the CLI draws a rich bar with it).
-    """
-    from avuie.catalog import open_catalog
-
-    opts = opts or ExportOptions()
-    if fmt not in FORMATS:
-        raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if opts.val_to not in ("val", "train", "test", "drop"):
-        raise ExportError(f"--val-to must be val, train, test or drop, got {opts.val_to!r}")
-    if opts.video not in VIDEO_MODES:
-        raise ExportError(f"--video must be one of {', '.join(VIDEO_MODES)}, got {opts.video!r}")
-    catalog = open_catalog(roots)
-    total = sum(split_counts(catalog, opts.splits, opts.sources).values())
-    if total == 0:
-        raise ExportError("nothing to export: no sample matches the given roots, --split and --source")
-    dest = prepare_dest(Path(dest), opts.force)
-    done = [0]
-
-    def tick(n: int) -> None:
-        done[0] += n
-        if progress:
-            progress(done[0], total)
-
-    if fmt == "sharegpt":
-        from avuie.export_sharegpt import export_sharegpt
-
-        return export_sharegpt(catalog.builds, dest, opts, tick)
-    if fmt == "crab-plus":
-        from avuie.export_crab import export_crab_plus
-
-        return export_crab_plus(catalog.builds, dest, opts, tick)
-    from avuie.export_hf import export_hf
-
-    return export_hf(catalog.builds, dest, opts, tick)

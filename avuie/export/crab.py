@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from avuie.export import (
+from avuie.export.common import (
     ExportOptions,
     JsonArrayFiles,
     decode_wav,
@@ -265,7 +265,7 @@ README = """# AV-UIE v2 in the Crab+ layout (written by `avuie export --format c
 
 Point the official Crab+ trainer's `data_root` at the folder that holds this `AVUIE_2/`.
 `export.json` lists the entries per task and file. The mapping from avuie samples to these entries is
-documented in avuie/export_crab.py; in short: one entry per sample, media named by the sample key under
+documented in avuie/export/crab.py; in short: one entry per sample, media named by the sample key under
 `<task>/video/`, `<task>/audio/` (video tasks) or `<task>/<tree>/<key>/` (image tasks), and the assistant turn
 (reasoning + tagged answer) under `output` and the key the loader reads. val split: {val_to}.
 """

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from avuie.export import ExportOptions, decode_wav, iter_samples, split_counts
+from avuie.export.common import ExportOptions, decode_wav, iter_samples, split_counts
 
 TEXT_COLUMNS = (
     "id",
@@ -117,7 +117,7 @@ def _rows(builds: list[Path], split: str, opts: ExportOptions, progress: Callabl
 
 def _splits(builds: list[Path], opts: ExportOptions) -> list[str]:
     """The splits with at least one sample to export (an empty split cannot become a Dataset)."""
-    from avuie.catalog import open_catalog
+    from avuie.catalog.db import open_catalog
 
     return sorted(n for n, c in split_counts(open_catalog(builds), opts.splits, opts.sources).items() if c)
 

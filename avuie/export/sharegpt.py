@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from avuie.export import (
+from avuie.export.common import (
     ExportOptions,
     JsonArrayFiles,
     encode_mp4,

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from avuie.media import ffmpeg_exe
+from avuie.media.ffmpeg import ffmpeg_exe
 
 # suffix -> (video codec args, audio codec args, audio sample rate override or None)
 _VIDEO_CODECS: dict[str, tuple[list[str], list[str], int | None]] = {

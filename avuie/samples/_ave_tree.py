@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from pathlib import Path
 
-from avuie.synth import make_video
+from avuie.media.synth import make_video
 
 RAW_SUBDIR = "AVE_Dataset"
 HEADER = "Category&VideoID&Quality&StartTime&EndTime"

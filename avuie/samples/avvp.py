@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from avuie.synth import make_video
+from avuie.media.synth import make_video
 
 VERSION = 1
 RAW_SUBDIR = ""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from avuie.synth import make_audio, make_image, make_mask
+from avuie.media.synth import make_audio, make_image, make_mask
 
 VERSION = 1
 RAW_SUBDIR = "REFAVS"

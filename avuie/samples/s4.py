@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from avuie.media import voc_palette
+from avuie.media.images import voc_palette
+from avuie.media.synth import make_audio, make_image, make_mask
 from avuie.schemas.vocab import AVSBENCH_LABEL2IDX_NAMES
-from avuie.synth import make_audio, make_image, make_mask
 
 VERSION = 1
 RAW_SUBDIR = "AVSBench-semantic"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from avuie.media.synth import make_video
 from avuie.schemas.vocab import UCF101_CLASSES
-from avuie.synth import make_video
 
 VERSION = 1
 RAW_SUBDIR = ""

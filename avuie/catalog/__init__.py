@@ -1,0 +1,1 @@
+"""The catalog of finished builds: DuckDB views over manifests (db.py) and the stats report (report.py)."""
