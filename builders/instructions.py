@@ -1,80 +1,94 @@
 """Every instruction of AV-UIE v2, in one place (train and test use the same text).
 
 Media markers `<video>`, `<audio>`, `<image>` say where each medium goes, in the order of the sample's media, so
-that any chat template can render them. `instruction(source, **fields)` fills the source's template.
+that any chat template can render them. `instruction(source, **fields)` fills the source's template; the form of
+the final answer it asks for (`{answer_format}`) comes from `avuie.schemas.wordings.answer_format` for the
+source's target kind (`KINDS`), in the default answer style.
 """
 
 from __future__ import annotations
 
+from avuie.schemas.wordings import answer_format
+
 _AV = "<video>\n<audio>\n"
 _IA = "<image>\n<audio>\n"
+
+_FORM = " Reason step by step, then answer in this form: {answer_format}"
+_PIXELS = " Coordinates are pixels of the 224x224 frame."
+_EMOTION = " CLASS is one emotion (one of: {classes})." + _FORM
 
 INSTRUCTIONS: dict[str, str] = {
     "ave": _AV
     + "This is a 10-second video with its audio. Which event is both audible and visible, and during which whole "
-    "seconds [start,end) does it happen? Reason about what you see and hear, then answer as "
-    "<event>class</event> <range>start,end</range>.",
+    "seconds [start,end) does it happen? Use what you see and what you hear." + _FORM,
     "unav": _AV
     + "This is an untrimmed video of {duration} seconds with its audio. Find every audio-visual event and its "
-    "time span. Reason step by step, then list each event as <event>class</event> <range>start,end</range>, "
-    "ordered by start time.",
+    "time span, and list the events ordered by start time." + _FORM,
     "avvp": _AV
     + "This is a 10-second video with its audio, split into ten 1-second segments. Parse which events are heard "
-    "and which are seen, and in which segments. Reason step by step, then answer with one "
-    "<audio_event>class,(start end),...</audio_event> per audible class and one "
-    "<visual_event>class,(start end),...</visual_event> per visible class.",
+    "and which are seen, and in which segments." + _FORM,
     "avqa": _AV
-    + "Watch and listen to this music performance, then answer the question. Question: {question} Reason "
-    "step by step, then give the answer as <answer>word</answer>.",
+    + "Watch and listen to this music performance, then answer the question. Question: {question}"
+    + _FORM,
     "avqa_thu": _AV
     + "Watch and listen to the video, then answer the question by choosing one option. Question: {question} "
-    "Options: {options}. Reason step by step, then give the chosen option's text as <answer>option</answer>.",
+    "Options: {options}." + _FORM,
     "s4": _IA
-    + "This is one video frame and the 1 second of audio around it. Which object makes the sound? Reason about "
-    "what you hear and where it is, then answer with <obj>class</obj> <box>[x1,y1,x2,y2]</box> "
-    "<points>[x,y],[x,y],[x,y]</points> in pixels of the 224x224 frame.",
+    + "This is one video frame and the 1 second of audio around it. Which object makes the sound, and where is "
+    "it?" + _PIXELS + _FORM,
     "ms3": _IA
-    + "This is one video frame and the 1 second of audio around it. Several objects may sound. Reason about what "
-    "you hear and where each source is, then answer, for every sounding object, with <obj>class</obj> "
-    "<box>[x1,y1,x2,y2]</box> <points>[x,y],[x,y],[x,y]</points> in pixels of the 224x224 frame.",
+    + "This is one video frame and the 1 second of audio around it. Several objects may sound. Which ones, and "
+    "where are they?" + _PIXELS + _FORM,
     "ref_avs": _IA
     + 'This is one video frame and the 1 second of audio around it. Referring expression: "{expression}". Is '
-    "the referred object in the frame? Reason step by step, then answer <answer>true</answer> followed by "
-    "<obj>class</obj> <box>[x1,y1,x2,y2]</box> <points>[x,y],[x,y],[x,y]</points>, or <answer>false</answer>.",
+    "the referred object in the frame, and where?" + _PIXELS + _FORM,
     "arig": _IA
-    + "This is one video frame and 5 seconds of audio. Locate the object that makes the sound. Reason step by "
-    "step, then answer <obj>class</obj> <box>[x1,y1,x2,y2]</box> in pixels of the 224x224 frame.",
+    + "This is one video frame and 5 seconds of audio. Locate the object that makes the sound."
+    + _PIXELS
+    + _FORM,
     "avcap": _AV
     + "Describe this 10-second video and its sound in one or two sentences that say what is seen and what is "
-    "heard. Reason first, then give the caption as <answer>caption</answer>.",
+    "heard." + _FORM,
     "a2v": "<audio>\nVideo 1: <video>\nVideo 2: <video>\n"
-    "Which of the two videos matches the audio? Reason about what each video shows and what the audio "
-    "sounds like, then answer <answer>video 1</answer> or <answer>video 2</answer>.",
+    "Which of the two videos matches the audio? Think about what each video shows and what the audio sounds "
+    "like." + _FORM,
     "v2a": "<video>\nAudio 1: <audio>\nAudio 2: <audio>\n"
-    "Which of the two audios belongs to the video? Reason about what the video shows and what each audio "
-    "sounds like, then answer <answer>audio 1</answer> or <answer>audio 2</answer>.",
-    "ks": _AV
-    + "What action is performed in this video? Use both what you see and what you hear. Reason step by step, "
-    "then answer <answer>action</answer>.",
-    "ucf": _AV
-    + "What action is performed in this video? Use both what you see and what you hear. Reason step by step, "
-    "then answer <answer>action</answer>.",
+    "Which of the two audios belongs to the video? Think about what the video shows and what each audio sounds "
+    "like." + _FORM,
+    "ks": _AV + "What action is performed in this video? Use both what you see and what you hear." + _FORM,
+    "ucf": _AV + "What action is performed in this video? Use both what you see and what you hear." + _FORM,
     "meld": _AV
     + 'The speaker says: "{utterance}"\nWhat emotion does the speaker express? Use the face, the voice and the '
-    "words. Reason step by step, then answer <answer>emotion</answer> (one of: {classes}).",
+    "words." + _EMOTION,
     "mer24": _AV
-    + "What emotion does the person in this clip express? Use the face and the voice. Reason step by step, then "
-    "answer <answer>emotion</answer> (one of: {classes}).",
+    + "What emotion does the person in this clip express? Use the face and the voice."
+    + _EMOTION,
     "cremad": _AV
-    + "The actor speaks one sentence. What emotion do the face and the voice express? Reason step by step, then "
-    "answer <answer>emotion</answer> (one of: {classes}).",
-    "mafw": _AV + "What emotion does the person in this clip express? Reason step by step, then answer "
-    "<answer>emotion</answer> (one of: {classes}).",
-    "dfew": _AV + "What emotion does the person in this clip express? Reason step by step, then answer "
-    "<answer>emotion</answer> (one of: {classes}).",
+    + "The actor speaks one sentence. What emotion do the face and the voice express?"
+    + _EMOTION,
+    "mafw": _AV + "What emotion does the person in this clip express?" + _EMOTION,
+    "dfew": _AV + "What emotion does the person in this clip express?" + _EMOTION,
 }
 
 
+# The target kind each source's answer renders (what `{answer_format}` describes).
+KINDS: dict[str, str] = {
+    "ave": "single_event",
+    "unav": "dense_events",
+    "avvp": "av_parsing",
+    "avqa": "open_qa",
+    "avqa_thu": "multiple_choice",
+    "s4": "segmentation",
+    "ms3": "segmentation",
+    "ref_avs": "referring_segmentation",
+    "arig": "grounding",
+    "avcap": "caption",
+    "a2v": "matching",
+    "v2a": "matching",
+} | {s: "classification" for s in ("ks", "ucf", "meld", "mer24", "cremad", "mafw", "dfew")}
+
+
 def instruction(source: str, **fields: object) -> str:
-    """The instruction of `source` with its fields filled (question, options, expression, duration...)."""
-    return INSTRUCTIONS[source].format(**fields)
+    """The instruction of `source` with its fields filled (question, options, expression, duration...) and the
+    answer form of its target kind."""
+    return INSTRUCTIONS[source].format(answer_format=answer_format(KINDS[source], source), **fields)

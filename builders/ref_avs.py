@@ -5,7 +5,7 @@ Release layout (SOURCE_FORMATS.md §7): `REFAVS/metadata.csv` (vid,uid,split,fid
 0000{i}.png` (binary {0,255}; `fid` selects the mask folder of the expression, `i` the frame). Splits train,
 val, test_s (seen), test_u (unseen), test_n (null reference); the 25 rows with split `TODO` are rejected
 (`todo_split`). The object is `uid.rsplit('_', 2)[1]`; `null` marks a null reference (all of test_n and 680
-train/val rows): the referred object is absent, answer `<answer>false</answer>`, no mask read.
+train/val rows): the referred object is absent (the answer says false), no mask read.
 
 Frame choice (`frame` parameter): `auto` (default) takes the lowest frame index 0..9 whose frame (and, for a
 present object, mask) file exists, else frame 0: with the full release that is frame 0, and a partial copy

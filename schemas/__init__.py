@@ -1,5 +1,16 @@
-"""avuie.schemas: the sample contract (targets per task family, the sample, the tag renderer and parser)."""
+"""avuie.schemas: the sample contract (targets per task family, the sample, the answer wordings and their parser)."""
 
+from .answers import (
+    DEFAULT_STYLE,
+    NOTHING_ANSWER,
+    STYLES,
+    answer_style,
+    parse_answer,
+    render_answer,
+    renderings,
+    same_answer,
+    split_reply,
+)
 from .sample import (
     SCHEMA_VERSION,
     MediaItem,
@@ -10,7 +21,7 @@ from .sample import (
     make_key,
     make_sample_id,
 )
-from .tags import AnswerParseError, find_tags, parse_answer, render_answer
+from .scan import AnswerParseError
 from .targets import (
     FAMILY_KINDS,
     TARGET_TYPES,
@@ -43,9 +54,15 @@ __all__ = [
     "make_key",
     "make_sample_id",
     "AnswerParseError",
-    "find_tags",
+    "DEFAULT_STYLE",
+    "NOTHING_ANSWER",
+    "STYLES",
+    "answer_style",
     "parse_answer",
     "render_answer",
+    "renderings",
+    "same_answer",
+    "split_reply",
     "FAMILY_KINDS",
     "TARGET_TYPES",
     "AVParsingTarget",

@@ -1,7 +1,7 @@
 """The sample contract: what every sample in a shard says (INTERFACE.md, docs/DESIGN.md).
 
 `Sample` validates the whole: the family matches the target kind, the labels come from the source's class list,
-the media the family needs are present, the answer is the rendering of the target and the response ends with it,
+the media the family needs are present, the answer is a rendering of the target (in any answer style) and the response ends with it,
 and (when the caller passes the decoded masks as validation context `{"masks": {file: bool array}}`) every point
 lies inside its object's mask.
 """
@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
-from .tags import TAG_NAMES, render_answer
+from .answers import DEFAULT_STYLE, renderings
+from .scan import tags as tag_tokens
 from .targets import FAMILY_KINDS, Target, TaskFamily, target_labels
 from .vocab import vocabulary
 
@@ -114,8 +115,6 @@ _NEEDS: dict[str, dict[str, int]] = {
     "grounding": {"image": 1, "audio": 1},
 }
 
-_TAG_RE = re.compile(r"<\s*/?\s*(" + "|".join(TAG_NAMES) + r")\s*>", re.IGNORECASE)
-
 
 class Sample(_Model):
     """One AV-UIE v2 sample."""
@@ -153,12 +152,14 @@ class Sample(_Model):
                 if label not in vocab:
                     raise ValueError(f"label {label!r} is not in the {self.source} class list")
         self._check_media()
-        expected = render_answer(self.target)
-        if self.answer != expected:
-            raise ValueError(f"answer {self.answer!r} is not the rendering of the target ({expected!r})")
+        expected = renderings(self.target, self.source)  # any style (schemas/answers.py)
+        if self.answer not in expected.values():
+            raise ValueError(
+                f"answer {self.answer!r} is not a rendering of the target ({expected[DEFAULT_STYLE]!r})"
+            )
         if not self.response.endswith(self.answer):
             raise ValueError("the response must end with the tagged answer")
-        if _TAG_RE.search(self.reasoning):
+        if next(tag_tokens(self.reasoning), None) is not None:
             raise ValueError("the reasoning may not contain answer tags; the answer comes after it")
         masks = (info.context or {}).get("masks") if info is not None else None
         if masks:

@@ -120,7 +120,7 @@ def make_sample(source: str, i: int) -> tuple[Sample, dict[str, bytes]]:
             )
             files[f"{prefix}frame_00.jpg"] = frame
     sid = f"{source}/{split}/{i}"
-    answer = render_answer(t)
+    answer = render_answer(t, "tags", source)  # one box per object (the Crab+ style: test_eval_styles.py)
     sample = Sample(id=sid, key=make_key(sid), source=source, family=FAMILY[source], split=split, native_id=str(i),
                     media=media, instruction="<video> <audio> Answer.", target=t, answer=answer,
                     reasoning="I look and listen.", response=f"I look and listen. {answer}",

@@ -115,7 +115,7 @@ def test_bundled_sample_builds_and_reads_back(tmp_path: Path) -> None:
         audio, v1, v2 = s["media"]
         positive = (v1, v2)[s["target"]["answer_index"]]
         assert positive["source_path"] == audio["source_path"]
-        assert s["answer"] == f"<answer>video {s['target']['answer_index'] + 1}</answer>"
+        assert s["answer"] == f"<answer>{s['target']['answer_index'] + 1}</answer>."  # Crab+'s form
 
 
 def test_another_pair_source_and_splits_without_negatives(tmp_path: Path) -> None:

@@ -32,7 +32,11 @@ def test_real_example_grounds_the_mower(real_root: Path, tmp_path: Path) -> None
     raw = np.asarray(Image.open(real_root / "avsbench/semantic/v1s/_4R3qHn1n50_0_5000/labels_semantic/0.png"))
     box = mask_geometry(resize_mask(raw == 45))[0]
     assert sample["target"] == {"kind": "grounding", "label": "mower", "box": box, "frame_size": [224, 224]}
-    assert sample["answer"] == f"<obj>mower</obj> <box>[{','.join(map(str, box))}]</box>"
+    x1, y1, x2, y2 = box
+    assert (
+        sample["answer"]
+        == f"The sounding object is mower. Its coordinates are <obj>({x1},{y1})({x2},{y2})</obj>."
+    )
     image, audio = sample["media"]  # grounding writes no mask
     assert image["kind"] == "image" and audio["kind"] == "audio"
     assert abs(audio["duration"] - 5.0) < 0.02 and audio["start"] == 0.0

@@ -63,7 +63,7 @@ def test_real_rows_build_end_to_end(real_root: Path, tmp_path: Path) -> None:
     assert video["frame_count"] == 4 and abs(video["duration"] - 5.0) < 0.1  # 4 frames over the whole clip
     assert abs(audio["duration"] - 4.0) < 0.01 and audio["sample_rate"] == 16000  # the first 4 s
     assert abs(by_id["meld/val/dia0_utt0"]["media"][1]["duration"] - 2.0) < 0.05  # shorter clip: all of it
-    assert by_id["meld/val/dia0_utt0"]["answer"] == "<answer>sadness</answer>"
+    assert by_id["meld/val/dia0_utt0"]["answer"] == "<answer>sadness</answer>."
 
 
 def test_bundled_sample_builds_and_reads_back(tmp_path: Path) -> None:

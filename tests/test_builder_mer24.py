@@ -46,7 +46,7 @@ def test_bundled_sample_builds_and_reads_back(tmp_path: Path) -> None:
     items = assert_build_ok(tmp_path / "out", stats, min_written=3)
     assert stats["totals"]["rejected"] == 0 and set(stats["splits"]) == {"train"}
     by_id = {it["sample"]["native_id"]: it["sample"] for it in items}
-    assert by_id["sample_00000012"]["answer"] == "<answer>worried</answer>"
+    assert by_id["sample_00000012"]["answer"] == "<answer>worried</answer>."
     video, audio = by_id["sample_00000012"]["media"]
     assert (
         video["frame_count"] == 4

@@ -63,9 +63,12 @@ def test_real_example_builds_on_frame_7(real_root: Path, tmp_path: Path) -> None
         assert sample["target"]["present"] is True and group["label"] == "emergency-car"
         assert group["box"] == mask_geometry(expected)[0]
         assert ((np.asarray(Image.open(io.BytesIO(it["files"]["mask_0.png"]))) > 127) == expected).all()
-        assert sample["answer"].startswith("<answer>true</answer> <obj>emergency-car</obj>")
+        assert sample["answer"].startswith("<answer>true</answer> The referred object is emergency-car.")
         assert (sample["media"][1]["start"], sample["media"][1]["duration"]) == (7.0, 1.0)
         assert sample["instruction"].count(sample["target"]["expression"]) == 1
+
+
+ABSENT = "<answer>false</answer> The referred object is absent."
 
 
 def test_bundled_sample_builds_every_split(tmp_path: Path) -> None:
@@ -74,10 +77,10 @@ def test_bundled_sample_builds_every_split(tmp_path: Path) -> None:
     # 8 rows: 7 samples and the TODO row rejected; the repeated uid is a notice, not a reject
     assert stats["totals"] == {"in": 8, "written": 7, "rejected": 1}
     answers = {it["sample"]["id"]: it["sample"]["answer"] for it in items}
-    assert answers["ref_avs/test_n/null_m-zX1cV3bN5mM_8000_18000_null_1_f0"] == "<answer>false</answer>"
-    assert answers["ref_avs/train/null_m-qW3eR5tY7uI_14000_24000_null_1_f0"] == "<answer>false</answer>"
+    assert answers["ref_avs/test_n/null_m-zX1cV3bN5mM_8000_18000_null_1_f0"] == ABSENT
+    assert answers["ref_avs/train/null_m-qW3eR5tY7uI_14000_24000_null_1_f0"] == ABSENT
     assert answers["ref_avs/train/qW3eR5tY7uI_14000_24000_dog_1_f0"].startswith(
-        "<answer>true</answer> <obj>dog</obj>"
+        "<answer>true</answer> The referred object is dog."
     )
     repeated = sorted(i for i in answers if "emergency-car_1" in i)
     assert repeated == [

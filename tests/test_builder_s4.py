@@ -84,7 +84,9 @@ def test_real_example_builds_to_mower(real_root: Path, tmp_path: Path) -> None:
     (group,) = sample["target"]["groups"]
     box, points = mask_geometry(expected)
     assert group["label"] == "mower" and group["box"] == box and group["points"] == points
-    assert sample["answer"].startswith("<obj>mower</obj> <box>")
+    assert sample["answer"].startswith(
+        "The object making the sound in the video is mower. Its bounding box is ["
+    )
     media = {m["role"]: m for m in sample["media"]}
     assert media["image"]["original_size"] == [720, 540] and media["mask_0"]["original_size"] == [720, 540]
     assert media["audio"]["sample_rate"] == 16000 and abs(media["audio"]["duration"] - 1.0) < 0.02

@@ -26,8 +26,8 @@ def test_bundled_sample_builds_and_reads_back(tmp_path: Path) -> None:
         ("dog barking", 17.0, 22.4),  # the same class again
     ]
     assert train["answer"] == (
-        "<event>man speaking</event> <range>0,9.5</range> <event>dog barking</event> <range>4.2,13.8</range> "
-        "<event>dog barking</event> <range>17,22.4</range>"
+        "event:man speaking start_time:0 end_time:9.5; event:dog barking start_time:4.2 end_time:13.8; "
+        "event:dog barking start_time:17 end_time:22.4"
     )
     assert "untrimmed video of 24 seconds" in train["instruction"]
     video, audio = train["media"]

@@ -48,5 +48,5 @@ def test_bundled_sample_builds_and_reads_back(tmp_path: Path) -> None:
         video, a1, a2 = s["media"]
         assert video["frame_count"] == 10 and a1["sample_rate"] == a2["sample_rate"] == 16000
         assert (a1, a2)[s["target"]["answer_index"]]["source_path"] == video["source_path"]
-        assert s["answer"] == f"<answer>audio {s['target']['answer_index'] + 1}</answer>"
+        assert s["answer"] == f"<answer>{s['target']['answer_index'] + 1}</answer>."  # Crab+'s form
         assert set(it["files"]) == {f"frame_{i:02d}.jpg" for i in range(10)} | {"audio_1.wav", "audio_2.wav"}

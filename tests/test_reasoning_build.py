@@ -93,7 +93,7 @@ def test_build_ends_every_sample_with_a_checked_chain_or_a_marked_fallback(serve
             assert info["attempts"] == 3
         else:
             assert info["kind"] == "model" and info["checked"] and check_reply(s["response"], s).ok
-            assert info["model"] == "fake-omni" and info["prompt_version"] == "event_localization/v1"
+            assert info["model"] == "fake-omni" and info["prompt_version"] == "event_localization/v2"
             assert info["usage"]["prompt_tokens"] > 0
         assert info["attempts"] == (2 if BARK in s["id"] else 3 if CHURCH in s["id"] else 1)
     reasoning = stats["reasoning"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from avuie.schemas import TARGET_TYPES, TaskFamily, render_answer
+from avuie.schemas import STYLES, TARGET_TYPES, TaskFamily, render_answer
 
 from avuie.reasoning.check import (
     CheckSettings,
@@ -24,7 +24,7 @@ def sample(source: str, target: dict) -> dict:
     return {
         "source": source,
         "target": target,
-        "answer": render_answer(TARGET_TYPES[target["kind"]](**target)),
+        "answer": render_answer(TARGET_TYPES[target["kind"]](**target), source=source),
     }
 
 
@@ -135,29 +135,35 @@ def test_corrective_message_repeats_the_answer_and_the_reason():
     message = corrective_message(result, MELD["answer"])
     assert "not the ground truth" in message
     assert message.rstrip().endswith(
-        "Ground-truth answer (end your reply with exactly this): <answer>joy</answer>"
+        "Ground-truth answer (end your reply with exactly this): <answer>joy</answer>."
     )
 
 
+@pytest.mark.parametrize("style", STYLES)
 @pytest.mark.parametrize("family", [f.value for f in TaskFamily])
-def test_every_family_has_a_versioned_prompt_with_three_checked_examples(family):
-    prompt = load_prompt(family)
-    assert prompt.prompt_version == f"{family}/v1" and len(prompt.examples) == 3
+def test_every_family_has_a_versioned_prompt_with_three_checked_examples(family, style):
+    prompt = load_prompt(family, style)
+    assert prompt.prompt_version == f"{family}/v2" and len(prompt.examples) == 3
     for request, reply in prompt.examples:
         truth = re.findall(r"^Ground-truth answer[^:]*: (.+)$", request, re.MULTILINE)[-1].strip()
-        reasoning, tail = split_answer(reply)
-        assert tail == truth, f"{family}: the worked reply must end in its ground truth"
-        assert "<" not in reasoning and 40 <= len(reasoning) <= 2000
+        assert reply.endswith(truth), f"{family}: the worked reply must end in its ground truth"
+        reasoning = reply[: -len(truth)].strip()
+        assert "<" not in reasoning and "[" not in reasoning and 40 <= len(reasoning) <= 2000
         assert "annotation" not in reasoning.lower()
     assert "{answer}" in prompt.request and "{facts}" in prompt.request
+    assert load_prompt(family, "tags").sha != load_prompt(family, "crab").sha
 
 
 def test_prompt_files_are_validated(tmp_path):
     text = (PROMPT_DIR / "captioning.md").read_text()
     with pytest.raises(ValueError, match="version"):
-        parse_prompt("captioning", text.replace("version: 1", "v1"))
+        parse_prompt("captioning", text.replace("version: 2", "v2"))
     with pytest.raises(ValueError, match="three Examples"):
         parse_prompt("captioning", text.replace("# Example 3", "# Sample 3"))
+    with pytest.raises(ValueError, match="Target"):
+        parse_prompt("captioning", text.replace("## Target", "## Goal", 1))
+    with pytest.raises(ValueError, match="final"):
+        parse_prompt("captioning", text.replace("{final}", "So the answer is <answer>x</answer>", 1))
     with pytest.raises(ValueError, match="no prompt"):
         load_prompt("no_such_family")
 
@@ -172,3 +178,39 @@ def test_the_request_is_label_conditioned():
         f"{target['label']}, both audible and visible from {target['start']} s to {target['end']} s" in text
     )
     assert "video: 2 frame(s) at 0.5, 1.5 s" in text and draft.sample["instruction"] in text
+
+
+AVE = sample("ave", {"kind": "single_event", "label": "Bark", "start": 2, "end": 7})
+
+
+@pytest.mark.parametrize(
+    ("s", "reply", "reason"),
+    [
+        (AVE, f"{WHY} So the answer is event:Bark start_time:2 end_time:7", None),
+        (AVE, f"{WHY} So the answer is event: bark  start_time: 2 end_time: 7.", None),
+        (AVE, f"{WHY} So the answer is <event>Bark</event> <range>2,7</range>", None),  # the other style
+        (AVE, f"{WHY} So the answer is event:Bark start_time:2 end_time:8", "wrong_answer"),
+        (
+            AVE,
+            f"{WHY} Maybe start_time: 1. So the answer is event:Bark start_time:2 end_time:7",
+            "tags_in_reasoning",
+        ),
+        (S4, f"{WHY} It is at [20,96,118,210]. {S4['answer']}", "tags_in_reasoning"),
+        (S4, f"{WHY} It spans x 20 to 118. {S4['answer']}", None),
+    ],
+)
+def test_check_reply_in_crab_style(s, reply, reason):
+    result = check_reply(reply, s)
+    assert result.reason == reason and result.ok is (reason is None)
+
+
+def test_the_check_is_linear_in_a_hostile_reply():
+    """A 140 KB tag-spam reply (quadratic before: 200 s on the event loop) is judged, in a generous bound."""
+    import threading
+
+    spam = "<event>" * 20_000 + "Bark" + "</range>" * 20_000
+    results: list = []
+    worker = threading.Thread(target=lambda: results.append(check_reply(spam + AVE["answer"], AVE)))
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive() and results[0].reason == "too_long"

@@ -80,8 +80,7 @@ def test_export_edit_apply_changes_exactly_the_edited_samples(built, tmp_path, s
     assert Image.open(review.parent / church["frames"][0]).size == (224, 224)
     assert (review.parent / church["audio"][0]).read_bytes()[:4] == b"RIFF"
     assert (
-        "Church bell" in church["label"]
-        and church["answer"] == "<event>Church bell</event> <range>0,10</range>"
+        "Church bell" in church["label"] and church["answer"] == "event:Church bell start_time:0 end_time:10"
     )
 
     before, tars_before = snapshot(out)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from avuie.schemas.wordings import example_answers
 from torch import nn
 
 from .media import (
@@ -48,10 +49,8 @@ OMNI_SYSTEM = (
     "visual inputs, as well as generating text and speech."
 )
 TOKENIZER_CORPUS = [
-    "Four people play on a stage. The saxophone on the left joins later. So the answer is <answer>saxophone</answer>",
-    "<event>Church bell</event> <range>0,10</range> <audio_event>Speech,(0 3),(5 10)</audio_event>",
-    "<visual_event>Dog,(2 6)</visual_event> <obj>lawn mower</obj> <box>[32,40,180,200]</box>",
-    "<points>[10,20],[30,40],[50,60]</points> <answer>video 2</answer> <answer>true</answer> <answer>false</answer>",
+    "Four people play on a stage. The saxophone on the left joins later. So the answer is",
+    *example_answers(),  # every answer form in every style, from the one home of answer wordings (schemas)
     "What is happening in the video? Which sound source is loudest? The person looks happy, angry, sad, neutral.",
     "a man plays a guitar while singing, a dog barks at the 3rd second, the crowd cheers 0123456789.,[]()",
 ]

@@ -220,7 +220,7 @@ def prepare(builder: Builder, record: Record, config: BuildConfig) -> _Prepared:
         "media": [m.model_dump(exclude_none=True) for m in cut.media],
         "instruction": record.instruction,
         "target": target.model_dump(mode="json"),
-        "answer": render_answer(target),
+        "answer": render_answer(target, source=builder.name),  # the default (Crab+) answer style
         "provenance": provenance.model_dump(mode="json"),
         "license": builder.license,
     }

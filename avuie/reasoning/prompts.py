@@ -1,10 +1,13 @@
 """Label-conditioned prompts, one versioned file per task family (avuie/reasoning/prompts/<family>.md).
 
-A prompt file has a version comment, a `# System` section, three `# Example` sections (each with `## Request`
-and `## Reply`) and a `# Request` template with the fields {source}, {instruction}, {media}, {facts},
-{audio_note} and {answer}. `build_messages` turns a draft into chat messages: the system text, the three worked
-examples as user/assistant turns, then the sample's request with its frames as image data URLs and its audio as
-`input_audio` (when the endpoint supports it; otherwise the annotation describes the audio in words).
+A prompt file has a version comment, a `# System` section, three `# Example` sections (each with `## Target`: a
+JSON `{"source", "target"}`, `## Request` and `## Reply`) and a `# Request` template with the fields {source},
+{instruction}, {media}, {facts}, {audio_note} and {answer}. An example's answer is never spelled in the file:
+its request says `{answer}` and its reply ends in `{final}`, both rendered from its target in the answer style of
+the sample being asked for (`schemas/answers.py`, `schemas/wordings.py`). `build_messages` turns a draft into
+chat messages: the system text, the three worked examples as user/assistant turns, then the sample's request
+with its frames as image data URLs and its audio as `input_audio` (when the endpoint supports it; otherwise the
+annotation describes the audio in words).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -19,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from avuie.reasoning.engine import Draft
+from avuie.schemas import DEFAULT_STYLE, TARGET_TYPES, answer_style, render_answer
+from avuie.schemas.wordings import final_words
 
 PROMPT_DIR = Path(__file__).parent / "prompts"
 # The marker the request ends with; a corrective message repeats it.
@@ -58,36 +64,57 @@ def _sections(text: str, level: str) -> list[tuple[str, str]]:
     return [(parts[i].strip().lower(), parts[i + 1].strip()) for i in range(1, len(parts), 2)]
 
 
-def parse_prompt(family: str, text: str) -> Prompt:
-    """Parse a prompt file's text; raises ValueError naming what is missing."""
+def _example(family: str, head: str, body: str, style: str) -> tuple[str, str]:
+    """One worked example's (request, reply), its answer rendered from its target in `style`."""
+    parts = dict(_sections(body, "##"))
+    if not {"target", "request", "reply"} <= set(parts):
+        raise ValueError(f"prompt {family}: {head!r} needs '## Target', '## Request' and '## Reply'")
+    try:
+        spec = json.loads(parts["target"])
+        target = TARGET_TYPES[spec["target"]["kind"]].model_validate(spec["target"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"prompt {family}: {head!r} has no valid target: {exc}") from exc
+    if "{answer}" not in parts["request"] or not parts["reply"].endswith("{final}"):
+        raise ValueError(
+            f"prompt {family}: {head!r} needs {{answer}} in its request and {{final}} at its end"
+        )
+    answer = render_answer(target, style, spec.get("source"))
+    final = final_words(answer, target.kind, style)
+    return parts["request"].replace("{answer}", answer), parts["reply"].replace("{final}", final)
+
+
+def parse_prompt(family: str, text: str, style: str = DEFAULT_STYLE) -> Prompt:
+    """Parse a prompt file's text, its worked examples in answer style `style`; raises ValueError naming what is
+    missing."""
     version = re.search(r"<!--.*?version:\s*([\w.-]+).*?-->", text)
     if not version:
         raise ValueError(f"prompt {family}: no '<!-- version: N -->' line")
     sections = _sections(text, "#")
     system = [body for head, body in sections if head == "system"]
     request = [body for head, body in sections if head == "request"]
-    examples = []
-    for head, body in sections:
-        if head.startswith("example"):
-            parts = dict(_sections(body, "##"))
-            if "request" not in parts or "reply" not in parts:
-                raise ValueError(f"prompt {family}: {head!r} needs '## Request' and '## Reply'")
-            examples.append((parts["request"], parts["reply"]))
+    examples = [_example(family, head, body, style) for head, body in sections if head.startswith("example")]
     if len(system) != 1 or len(request) != 1 or len(examples) != 3:
         raise ValueError(f"prompt {family}: needs one System, three Examples and one Request section")
     if "{answer}" not in request[0]:
         raise ValueError(f"prompt {family}: the Request template must contain {{answer}}")
-    sha = hashlib.sha256(text.encode()).hexdigest()[:12]
+    sha = hashlib.sha256(f"{text}\n{style}".encode()).hexdigest()[:12]
     return Prompt(family, version.group(1), system[0], tuple(examples), request[0], sha)
 
 
 @cache
-def load_prompt(family: str) -> Prompt:
-    """The prompt of a task family, read from avuie/reasoning/prompts/<family>.md."""
+def load_prompt(family: str, style: str = DEFAULT_STYLE) -> Prompt:
+    """The prompt of a task family, read from avuie/reasoning/prompts/<family>.md, examples in `style`."""
     path = PROMPT_DIR / f"{family}.md"
     if not path.exists():
         raise ValueError(f"no prompt for task family {family!r} (expected {path})")
-    return parse_prompt(family, path.read_text(encoding="utf-8"))
+    return parse_prompt(family, path.read_text(encoding="utf-8"), style)
+
+
+def draft_style(draft: Draft) -> str:
+    """The answer style of a draft's ground-truth answer (the default when it is in none)."""
+    sample = draft.sample
+    target = TARGET_TYPES[sample["target"]["kind"]].model_validate(sample["target"])
+    return answer_style(sample.get("answer", ""), target, sample.get("source")) or DEFAULT_STYLE
 
 
 def _secs(x: float) -> str:
@@ -240,7 +267,7 @@ def request_text(draft: Draft, prompt: Prompt, settings: MediaSettings, media_su
 
 def build_messages(draft: Draft, settings: MediaSettings) -> tuple[Prompt, list[dict[str, Any]]]:
     """The prompt used and the chat messages (system, three worked examples, the request with media)."""
-    prompt = load_prompt(str(draft.sample["family"]))
+    prompt = load_prompt(str(draft.sample["family"]), draft_style(draft))
     messages: list[dict[str, Any]] = [{"role": "system", "content": prompt.system}]
     for request, reply in prompt.examples:
         messages += [{"role": "user", "content": request}, {"role": "assistant", "content": reply}]

@@ -1,14 +1,18 @@
 """The deterministic offline reasoning: a few sentences per family built from the annotation.
 
-The chain ties what is seen to what is heard with times and positions, and leads into the tagged answer (which
-the pipeline appends). It never contains answer tags itself. Same sample in, same text out.
+The chain ties what is seen to what is heard with times and positions, and ends with the lead-in to the final
+answer (`schemas.wordings.answer_lead`: "So the answer is", or nothing where the answer is a sentence); the
+pipeline appends the answer. It never contains answer tags or answer syntax itself. Same sample in, same text out.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-TEMPLATE_VERSION = "template-v1"
+from avuie.schemas import DEFAULT_STYLE, TARGET_TYPES, answer_style
+from avuie.schemas.wordings import answer_lead
+
+TEMPLATE_VERSION = "template-v2"
 
 
 def _secs(start: float, end: float) -> str:
@@ -37,13 +41,16 @@ def _modality_list(events: dict[str, list]) -> str:
 
 
 def template_reasoning(sample: dict[str, Any], context: dict[str, Any] | None = None) -> str:
-    """The template chain of a sample draft (its `target` as a dict or model, its source and media)."""
-    context = context or {}
+    """The template chain of a sample draft (its `target` as a dict or model, its source, media and answer)."""
     t = sample["target"]
     t = t if isinstance(t, dict) else t.model_dump()
     kind = t["kind"]
-    fn = _BY_KIND[kind]
-    return fn(t, sample, context).strip()
+    style = DEFAULT_STYLE
+    if sample.get("answer"):
+        target = TARGET_TYPES[kind].model_validate(t)
+        style = answer_style(sample["answer"], target, sample.get("source")) or DEFAULT_STYLE
+    ctx = {**(context or {}), "answer_style": style}
+    return f"{_BY_KIND[kind](t, sample, ctx).strip()} {answer_lead(kind, style)}".strip()
 
 
 def _single_event(t: dict, sample: dict, ctx: dict) -> str:
@@ -52,13 +59,13 @@ def _single_event(t: dict, sample: dict, ctx: dict) -> str:
         return (
             f"I watch the {dur:g}-second clip and listen to its audio track segment by segment. The annotation "
             f"names {t['label']} for this clip but marks no whole second where it is both seen and heard, so the "
-            f"interval is empty. So the answer is"
+            f"interval is empty."
         )
     return (
         f"I watch the {dur:g}-second clip and listen to its audio track one second at a time. The sound of "
         f"{t['label'].lower()} is heard {_secs(t['start'], t['end'])}, and in the same seconds the frames show its "
         f"source, so the event is both audible and visible there; outside that span the sound and the picture "
-        f"do not agree. So the answer is"
+        f"do not agree."
     )
 
 
@@ -72,7 +79,7 @@ def _dense_events(t: dict, sample: dict, ctx: dict) -> str:
         + "; ".join(lines)
         + "."
         + (" Some events overlap in time." if overlap else "")
-        + " Listed by start time, the answer is"
+        + " I list them by start time."
     )
 
 
@@ -95,7 +102,7 @@ def _av_parsing(t: dict, sample: dict, ctx: dict) -> str:
     only_a = sorted(set(audio) - set(visual))
     if only_a:
         text += f"{', '.join(a.replace('_', ' ') for a in only_a)} is heard but its source is not visible. "
-    return text + "So the answer is"
+    return text
 
 
 def _open_qa(t: dict, sample: dict, ctx: dict) -> str:
@@ -104,7 +111,7 @@ def _open_qa(t: dict, sample: dict, ctx: dict) -> str:
     return (
         f'The question is: "{t["question"].strip()}" It is a {qtype.replace("/", " ").lower()} question, so I '
         f"rely on the {modality.lower()} evidence of the performance. Following the instruments as they are seen "
-        f"on stage and heard in the mix over the clip, the evidence points to {t['answer']}. So the answer is"
+        f"on stage and heard in the mix over the clip, the evidence points to {t['answer']}."
     )
 
 
@@ -116,7 +123,7 @@ def _multiple_choice(t: dict, sample: dict, ctx: dict) -> str:
         f'The question is: "{t["question"].strip()}" I compare the options with what the video shows and what '
         f"the audio carries. {answer} fits both the scene and the sound, while "
         + ", ".join(others)
-        + " do not match what is seen and heard. So the answer is"
+        + " do not match what is seen and heard."
     )
 
 
@@ -131,10 +138,13 @@ def _segmentation(t: dict, sample: dict, ctx: dict) -> str:
     size = tuple(t.get("frame_size", (224, 224)))
     groups = t["groups"]
     heard = ", ".join(g["label"] for g in groups)
+    if len(groups) > 1 and ctx.get("answer_style") == "crab":
+        marking = "One box around all of them and three points on them mark where the sound comes from."
+    else:
+        marking = "I mark each sounding object with its box and three points on it."
     return (
         f"I listen to the audio aligned with this frame and hear {heard}. Looking for the source in the frame, "
-        f"{_groups_text(groups, size)}. I mark each sounding object with its box and three points on it. "
-        f"So the answer is"
+        f"{_groups_text(groups, size)}. {marking}"
     )
 
 
@@ -143,12 +153,12 @@ def _referring(t: dict, sample: dict, ctx: dict) -> str:
     if not t["present"]:
         return (
             f'The expression asks for "{expr}". I check the frame and the sound, and no object in the scene '
-            f"fits that description, so the referred object is not there. So the answer is"
+            f"fits that description, so the referred object is not there."
         )
     size = tuple(t.get("frame_size", (224, 224)))
     return (
         f'The expression asks for "{expr}". Matching the description against the frame and the sound, '
-        f"{_groups_text(t['groups'], size)}, which is the referred object. So the answer is"
+        f"{_groups_text(t['groups'], size)}, which is the referred object."
     )
 
 
@@ -156,7 +166,7 @@ def _grounding(t: dict, sample: dict, ctx: dict) -> str:
     size = tuple(t.get("frame_size", (224, 224)))
     return (
         f"Over the five seconds of audio I hear a {t['label']}. In the frame, the {t['label']} is "
-        f"{_where(t['box'], size)}, which is where the sound comes from. So the answer is"
+        f"{_where(t['box'], size)}, which is where the sound comes from."
     )
 
 
@@ -164,7 +174,7 @@ def _caption(t: dict, sample: dict, ctx: dict) -> str:
     return (
         "I look at what happens in the frames over the 10 seconds and listen to the sounds that go with it: "
         "who or what is visible, what they do, and which sounds, speech or music accompany them. Putting the "
-        "picture and the sound together in one description, the caption is"
+        "picture and the sound together, I describe the clip in one caption."
     )
 
 
@@ -174,11 +184,11 @@ def _matching(t: dict, sample: dict, ctx: dict) -> str:
     if t["direction"] == "a2v":
         return (
             f"The audio sounds like {q}. Video 1 shows {labels[0]} and video 2 shows {labels[1]}. Only video "
-            f"{t['answer_index'] + 1} shows something that would make this sound. So the answer is"
+            f"{t['answer_index'] + 1} shows something that would make this sound."
         )
     return (
         f"The video shows {q}. Audio 1 sounds like {labels[0]} and audio 2 sounds like {labels[1]}. Only audio "
-        f"{t['answer_index'] + 1} is what this scene would sound like. So the answer is"
+        f"{t['answer_index'] + 1} is what this scene would sound like."
     )
 
 
@@ -187,11 +197,11 @@ def _classification(t: dict, sample: dict, ctx: dict) -> str:
     if sample.get("family") == "emotion_recognition":
         return (
             f"I read the face in the frames and listen to the voice in the audio. The expression and the tone "
-            f"of voice agree with each other and both convey {label}. So the answer is"
+            f"of voice agree with each other and both convey {label}."
         )
     return (
         f"I follow the motion across the frames and listen to the sound it makes. The movements and the sound "
-        f"together are typical of {label}. So the answer is"
+        f"together are typical of {label}."
     )
 
 
