@@ -20,8 +20,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from . import crab, tags
-from .scan import AnswerParseError, check_text, elements
-from .targets import TARGET_TYPES
+from .scan import AnswerParseError, check_text, elements, runs
+from .targets import TARGET_TYPES, Event, ObjectGroup
 
 STYLES = ("crab", "tags")
 DEFAULT_STYLE = "crab"
@@ -73,11 +73,17 @@ def locate_answer(text: str, kind: str, style: str | None = None) -> tuple[str, 
 
 
 def split_reply(text: str, kind: str, style: str | None = None) -> tuple[str, str]:
-    """(reasoning, final answer) of a reply: the answer is everything from where its final answer starts."""
+    """(reasoning, final answer) of a reply: the answer is everything from where its final answer starts (or,
+    when no style finds a complete one, from its last run of answer tags); ("reply", "") when there is none."""
     found = locate_answer(text, kind, style)
-    if found is None:
+    if found is not None:
+        start: int | None = found[1]
+    else:  # no complete answer: the last run of answer tags, if any, is what the reply offers as one
+        tagged = runs(elements(text), text, " \t\r\n,;.")
+        start = tagged[-1][0].start if tagged else None
+    if start is None:
         return text.strip(), ""
-    return text[: found[1]].strip(), text[found[1] :].strip()
+    return text[:start].strip(), text[start:].strip()
 
 
 def _nothing_at(text: str, kind: str) -> int | None:
@@ -106,6 +112,14 @@ def _fields(text: str, like: Any, source: str | None, style: str | None) -> tupl
     raise errors[0]
 
 
+def _construct(cls: type[BaseModel], data: dict[str, Any]) -> Any:
+    """A target built without validation, its object groups and events as (unvalidated) models too."""
+    for key, item in (("groups", ObjectGroup), ("events", Event)):
+        if isinstance(data.get(key), list):
+            data[key] = [item.model_construct(**v) if isinstance(v, dict) else v for v in data[key]]
+    return cls.model_construct(**data)
+
+
 def parse_answer(
     text: str, like: BaseModel, *, source: str | None = None, validate: bool = True, style: str | None = None
 ) -> Any:
@@ -123,7 +137,7 @@ def parse_answer(
     data.update(fields)
     cls = TARGET_TYPES[kind]
     if not validate or nothing:
-        return cls.model_construct(**data)
+        return _construct(cls, data)
     try:
         return cls.model_validate(data)
     except (ValidationError, ValueError, TypeError) as exc:
@@ -132,16 +146,13 @@ def parse_answer(
 
 
 def same_answer(text: str, target: BaseModel, source: str | None = None, style: str = DEFAULT_STYLE) -> bool:
-    """Whether `text`'s final answer (in any style) says what the target's answer in `style` says.
+    """Whether `text`'s final answer (in any style) says what the target's answer in `style` says: both render
+    to the same text in that style (so UnAV times compare at the answer's one decimal).
 
-    False for a readable answer that differs (or breaks a constraint); AnswerParseError for an unreadable one.
+    False for a readable answer that differs; AnswerParseError for an unreadable one.
     """
-    try:
-        parsed = parse_answer(text, like=target, source=source)
-    except AnswerParseError:
-        parse_answer(text, like=target, source=source, validate=False)  # raises if unreadable
-        return False
+    parsed = parse_answer(text, like=target, source=source, validate=False)
     try:
         return render_answer(parsed, style, source) == render_answer(target, style, source)
-    except (ValueError, TypeError, AttributeError):  # a "nothing found" answer: never the ground truth
+    except (ValueError, TypeError, AttributeError, IndexError):  # e.g. "nothing found", a box missing
         return False

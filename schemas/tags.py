@@ -42,6 +42,14 @@ ANSWER_TAGS = {
     "segmentation": ("obj", "box", "points"),
     "referring_segmentation": ("answer", "obj", "box", "points"),
 }
+# The tag a run of elements must hold to be an answer of the kind (an `<obj>` alone is no grounding answer).
+REQUIRED_TAG = {
+    "single_event": "range",
+    "dense_events": "range",
+    "grounding": "box",
+    "segmentation": "box",
+    "referring_segmentation": "answer",
+}
 _SEGMENT = re.compile(r"\(\s*(-?\d+(?:\.\d+)?)\s+(-?\d+(?:\.\d+)?)\s*\)")
 _POINT = re.compile(r"\[\s*(-?\d+)\s*,\s*(-?\d+)\s*\]")
 NONE_WORDS = ("none", "nothing", "")
@@ -126,8 +134,13 @@ def locate(text: str, kind: str) -> int | None:
     if kind not in ANSWER_TAGS:
         found = elements(text, ("answer",))
         return found[-1].start if found else None
-    found = elements(text, ANSWER_TAGS[kind])
-    return runs(found, text, SEPARATORS)[-1][0].start if found else None
+    needed = REQUIRED_TAG.get(kind)
+    found = [
+        run
+        for run in runs(elements(text, ANSWER_TAGS[kind]), text, SEPARATORS)
+        if needed is None or any(e.name == needed for e in run)
+    ]
+    return found[-1][0].start if found else None
 
 
 def _points(text: str) -> list[list[int]]:

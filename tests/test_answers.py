@@ -129,7 +129,7 @@ def test_crab_sam2_reading_takes_the_first_box_and_the_last_three_points():
     )
     text = "dog [10,10,50,50] then [5,5] [20,20],[30,30] [40, 40] and [60,60,90,90]"
     group = parse_answer(text, like=like, validate=False).groups[0]
-    assert group["box"] == [10, 10, 50, 50] and group["points"] == [[20, 20], [30, 30], [40, 40]]
+    assert group.box == [10, 10, 50, 50] and group.points == [[20, 20], [30, 30], [40, 40]]
 
 
 def test_the_answer_that_comes_last_decides_the_style():

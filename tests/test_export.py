@@ -210,7 +210,7 @@ def test_crab_plus_has_every_file_the_loader_opens(root: Path, tmp_path: Path) -
         assert entries, task
         for e in entries:
             assert all(k in e for k in keys), (task, set(keys) - set(e))
-            assert e["output"].endswith(render_answer_of(e))
+            assert e["output"].endswith(answer_of(e))
             paths = _loader_paths(base / task, task, e)
             assert paths and all(p.is_file() for p in paths), (task, [p for p in paths if not p.is_file()])
             assert "<video_start><video><video_end>" in e["instruction"] or task in ("s4", "ms3")
@@ -223,9 +223,23 @@ def test_crab_plus_has_every_file_the_loader_opens(root: Path, tmp_path: Path) -
     assert a2v["video1_path"] != a2v["video2_path"]
 
 
-def render_answer_of(entry: dict[str, Any]) -> str:
-    """The tagged answer at the end of an entry's output (everything from the first tag)."""
-    return entry["output"][entry["output"].index("<") :]
+def answer_of(entry: dict[str, Any]) -> str:
+    """The answer an entry's output ends with, rendered (default style) from the entry's own fields."""
+    from avuie.schemas import MatchingTarget, SingleEventTarget
+
+    task = entry["task_name"]
+    if task == "ave":
+        return render_answer(
+            SingleEventTarget(label=entry["event"], start=entry["start_time"], end=entry["end_time"])
+        )
+    if task == "a2v":
+        labels = (entry["video1_event"], entry["video2_event"])
+        return render_answer(
+            MatchingTarget(direction="a2v", answer_index=entry["correct_video"] - 1,
+                           query_label=entry["audio_event"], candidate_labels=labels)
+        )  # fmt: skip
+    # s4/ms3: the Crab+ sentence naming the sounding objects starts the answer
+    return entry["output"][entry["output"].index("The object making the sound") :]
 
 
 def _crab_plus_audio_slice(wav: Path, task: str, idx: int) -> np.ndarray:
@@ -313,7 +327,10 @@ def test_sharegpt_paths_exist_and_match_placeholders(root: Path, tmp_path: Path,
             for item in r["images"] + r["audios"] + r["videos"]:
                 for p in item if isinstance(item, list) else [item]:
                     assert (dest / p).is_file(), p
-            assert r["messages"][1]["content"].endswith(">")
+            assert (
+                r["messages"][1]["content"].rstrip(".").endswith((">", "]"))
+                or "end_time:" in r["messages"][1]["content"]
+            )
     assert total == sum(_manifest_counts(root).values())
 
 
