@@ -4,7 +4,7 @@
 
 Rebuilds the base model from RUN/config.yaml (a tiny base is read back from RUN/base_model), places I-LoRA,
 loads the latest checkpoint's adapter (and projectors), and generates greedily from left-padded prompts with
-attention masks. The responses end with the tagged answer that `avuie.schemas.tags.parse_answer` reads.
+attention masks. The responses end with the final answer that `avuie.schemas.parse_answer` reads.
 """
 
 from __future__ import annotations
