@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +18,20 @@ from rich.console import Console
 console = Console()
 
 
-def build_all(out: Path, workers: int = 2) -> dict[str, dict[str, Any]]:
-    """Build every registered source's bundled sample into out/<source>; return the stats per source."""
-    from avuie.builders import load_all
-    from avuie.cli.build import build_one
+def build_all(
+    out: Path, workers: int = 2, run_one: Callable[..., dict[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Build every registered source's bundled sample into out/<source>; return the stats per source.
 
+    `run_one` builds one source as `avuie.build.sources.build_one` does (the CLI passes one with a progress bar).
+    """
+    from avuie.build.sources import build_one
+    from avuie.builders import load_all
+
+    run_one = run_one or build_one
     results = {}
     for name in load_all():
-        results[name] = build_one(
+        results[name] = run_one(
             name,
             None,
             out / name,
@@ -55,14 +62,22 @@ def stream_counts(url: str, n: int, seed: int = 0) -> Counter:
     return counts
 
 
-def run_demo(out: Path, steps: int = 3, stream_samples: int = 64) -> dict[str, Any]:
-    """Run the four stages; return a summary (sources built, samples validated, streamed, training losses)."""
+def run_demo(
+    out: Path,
+    steps: int = 3,
+    stream_samples: int = 64,
+    run_one: Callable[..., dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Run the four stages; return a summary (sources built, samples validated, streamed, training losses).
+
+    `run_one` builds one source (default `avuie.build.sources.build_one`; the CLI passes one with a progress bar).
+    """
     from avuie.build.validate import validate_build
     from avuie.shards.server import serve_in_thread
 
     out = Path(out)
     console.rule("1. build every source from its bundled raw sample")
-    built = build_all(out)
+    built = build_all(out, run_one=run_one)
     console.rule("2. validate every shard")
     report = validate_build(out)
     console.print(

@@ -17,9 +17,12 @@ from .sample import (
     Provenance,
     ReasoningInfo,
     Sample,
+    compose_response,
+    draft_fields,
     json_schema,
     make_key,
     make_sample_id,
+    with_reasoning,
 )
 from .scan import AnswerParseError
 from .targets import (
@@ -53,6 +56,9 @@ __all__ = [
     "json_schema",
     "make_key",
     "make_sample_id",
+    "compose_response",
+    "draft_fields",
+    "with_reasoning",
     "AnswerParseError",
     "DEFAULT_STYLE",
     "NOTHING_ANSWER",

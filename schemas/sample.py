@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
-from .answers import DEFAULT_STYLE, renderings
+from .answers import DEFAULT_STYLE, render_answer, renderings
 from .scan import tags as tag_tokens
 from .targets import FAMILY_KINDS, Target, TaskFamily, target_labels
 from .vocab import vocabulary
@@ -206,3 +206,51 @@ class Sample(_Model):
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of a sample."""
     return Sample.model_json_schema()
+
+
+def compose_response(reasoning: str, answer: str) -> str:
+    """The response a sample carries: its reasoning chain, one space, then its tagged answer."""
+    return f"{reasoning} {answer}"
+
+
+def draft_fields(
+    *,
+    source: str,
+    family: TaskFamily,
+    split: str,
+    native_id: str,
+    media: list[MediaItem],
+    instruction: str,
+    target: Any,
+    provenance: Provenance,
+    license: str,
+) -> dict[str, Any]:
+    """The JSON fields of a sample before reasoning: schema version, id, key, media, target and its answer.
+
+    Takes the parts a build has made from one record; returns a dict that `with_reasoning` completes.
+    """
+    sample_id = make_sample_id(source, split, native_id)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "id": sample_id,
+        "key": make_key(sample_id),
+        "source": source,
+        "family": family.value,
+        "split": split,
+        "native_id": native_id,
+        "media": [m.model_dump(exclude_none=True) for m in media],
+        "instruction": instruction,
+        "target": target.model_dump(mode="json"),
+        "answer": render_answer(target, source=source),  # the default (Crab+) answer style
+        "provenance": provenance.model_dump(mode="json"),
+        "license": license,
+    }
+
+
+def with_reasoning(fields: dict[str, Any], reasoning: str, info: dict[str, Any]) -> dict[str, Any]:
+    """Draft fields (see `draft_fields`) completed with a reasoning chain, its response and its info; a new dict."""
+    d = dict(fields)
+    d["reasoning"] = reasoning
+    d["response"] = compose_response(reasoning, d["answer"])
+    d["reasoning_info"] = info
+    return d

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, NamedTuple
 
+from avuie.shards.layout import done_candidates, find_manifests, find_shards
+
 TABLE_COLUMNS = ("key", "start", "end", "source", "family", "split")
 COUNT_FIELDS = ("source", "family", "split")
 _KEY_EXT = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")  # webdataset's rule: key = path up to the first dot
@@ -90,26 +92,6 @@ def merge_counts(all_counts: Iterable[dict[str, dict[str, int]]]) -> dict[str, d
     return {field: dict(sorted(counter.items())) for field, counter in total.items()}
 
 
-def find_shards(root: str | os.PathLike) -> list[Path]:
-    """Return every finished shard (`**/*.tar`, never `*.tar.tmp`) under root, sorted by relative path.
-
-    root may also be one .tar file. Raises FileNotFoundError when root does not exist.
-    """
-    root = Path(root)
-    if root.is_file():
-        return [root]
-    if not root.is_dir():
-        raise FileNotFoundError(f"no such build directory or shard: {root}")
-    return sorted(
-        (p for p in root.rglob("*.tar") if p.is_file()), key=lambda p: p.relative_to(root).as_posix()
-    )
-
-
-def find_manifests(root: str | os.PathLike) -> list[Path]:
-    """Return every `manifest.parquet` under root (one per build), sorted."""
-    return sorted(Path(root).rglob("manifest.parquet"))
-
-
 def manifest_counts(root: str | os.PathLike) -> dict[str, dict[str, int]]:
     """Count the rows of every manifest under root per source, family and split (needs pyarrow)."""
     import pyarrow.parquet as pq
@@ -120,19 +102,6 @@ def manifest_counts(root: str | os.PathLike) -> dict[str, dict[str, int]]:
         for field in COUNT_FIELDS:
             counters[field].update(table.column(field).to_pylist())
     return {field: dict(sorted(counter.items())) for field, counter in counters.items()}
-
-
-def done_candidates(tar_name: str) -> list[str]:
-    """Names of the completion markers that may cover a tar, best first.
-
-    The builder writes `<name>.done.json` for shard `<name>`, whose tars are `<name>.tar`, `<name>-1.tar`, ...
-    (listed under "tars"), so `x-1.tar` is covered by `x-1.done.json` or else by `x.done.json`.
-    """
-    stem = tar_name.removesuffix(".tar")
-    names = [stem + ".done.json"]
-    if re.search(r"-\d+$", stem):
-        names.append(stem.rsplit("-", 1)[0] + ".done.json")
-    return names
 
 
 def covers(done: object, tar_name: str) -> bool:

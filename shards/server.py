@@ -45,14 +45,13 @@ from avuie.shards.guard import (
 )
 from avuie.shards.index import (
     ShardScan,
-    find_manifests,
-    find_shards,
     merge_counts,
     read_done,
     scan_local,
     sha256_file,
     tar_facts,
 )
+from avuie.shards.layout import find_manifests, find_shards
 
 TABLE_PREFIX = "/_table/"
 

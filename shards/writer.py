@@ -12,13 +12,13 @@ import io
 import json
 import os
 import tarfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from avuie.shards.index import sha256_file  # noqa: F401 - re-exported: one checksum function for shards
+from avuie.shards.layout import MANIFEST, REJECTS, STATS, list_done, temp_files, tmp_path
 
 MANIFEST_COLUMNS: dict[str, pa.DataType] = {
     "id": pa.string(),
@@ -65,7 +65,7 @@ class TarShardWriter:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(self.path.name + ".tmp")
+        self.tmp = tmp_path(self.path)
         self._fh = open(self.tmp, "wb")  # noqa: SIM115 - closed in close()
         self._tar = tarfile.open(fileobj=self._fh, mode="w", format=tarfile.USTAR_FORMAT)
         self.count = 0
@@ -103,7 +103,7 @@ class TarShardWriter:
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON to `path` via a temporary file and a rename."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = tmp_path(path)
     tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str))
     os.replace(tmp, path)
 
@@ -131,7 +131,7 @@ def iter_tar_samples(path: Path | str) -> Iterator[tuple[str, dict[str, bytes]]]
 def remove_stale_temp(directory: Path) -> int:
     """Delete `*.tmp` leftovers of a killed run under `directory`; return how many were removed."""
     n = 0
-    for p in Path(directory).rglob("*.tmp"):
+    for p in temp_files(directory):
         p.unlink(missing_ok=True)
         n += 1
     return n
@@ -148,14 +148,9 @@ def _table(rows: list[dict[str, Any]], columns: dict[str, pa.DataType]) -> pa.Ta
 def write_parquet(rows: list[dict[str, Any]], columns: dict[str, pa.DataType], path: Path) -> None:
     """Write rows as a parquet file with a fixed schema (atomically)."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = tmp_path(path)
     pq.write_table(_table(rows, columns), tmp)
     os.replace(tmp, path)
-
-
-def done_markers(out: Path) -> list[Path]:
-    """Every shard completion marker of a build, in a stable order."""
-    return sorted(Path(out).glob("shards/*/*.done.json"))
 
 
 def finalize_build(
@@ -175,7 +170,7 @@ def finalize_build(
         s["in"] += 1
         s["rejected"] += 1
         s["reasons"][r["reason"]] = s["reasons"].get(r["reason"], 0) + 1
-    for marker in done_markers(out):
+    for marker in list_done(out):
         done = json.loads(marker.read_text())
         rows.extend(done["manifest"])
         rejects.extend(done["rejects"])
@@ -186,11 +181,11 @@ def finalize_build(
         s["rejected"] += len(done["rejects"])
         for r in done["rejects"]:
             s["reasons"][r["reason"]] = s["reasons"].get(r["reason"], 0) + 1
-    write_parquet(rows, MANIFEST_COLUMNS, out / "manifest.parquet")
-    write_parquet(rejects, REJECT_COLUMNS, out / "rejects.parquet")
+    write_parquet(rows, MANIFEST_COLUMNS, out / MANIFEST)
+    write_parquet(rejects, REJECT_COLUMNS, out / REJECTS)
     totals = {k: sum(s[k] for s in splits.values()) for k in ("in", "written", "rejected")}
     stats = {"splits": splits, "totals": totals, **extra_stats}
-    write_json_atomic(out / "stats.json", stats)
+    write_json_atomic(out / STATS, stats)
     return stats
 
 
@@ -224,8 +219,3 @@ def update_done_rows(marker: Path, rows_by_key: dict[str, dict[str, Any]]) -> No
     done = json.loads(Path(marker).read_text())
     done["manifest"] = [rows_by_key.get(r["key"], r) for r in done["manifest"]]
     write_json_atomic(Path(marker), done)
-
-
-def iter_build_tars(out: Path) -> Iterable[Path]:
-    """Every finished tar of a build directory."""
-    return sorted(Path(out).glob("shards/*/*.tar"))

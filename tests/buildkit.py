@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from avuie.build.pipeline import BuildConfig, build
+from avuie.build.config import BuildConfig
+from avuie.build.pipeline import build
 from avuie.build.scan import scan
 from avuie.build.validate import validate_build
 from avuie.samples import ensure_sample

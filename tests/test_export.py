@@ -19,7 +19,7 @@ from PIL import Image
 from pydantic import TypeAdapter
 from typer.testing import CliRunner
 
-from avuie.build.pipeline import content_hash, manifest_row, sample_members
+from avuie.build.assemble import content_hash, manifest_row, sample_members
 from avuie.cli import app
 from avuie.export.common import ExportError, ExportOptions, decode_wav, encode_wav
 from avuie.export.registry import export

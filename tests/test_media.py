@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import wave
@@ -363,11 +362,6 @@ def test_voc_palette_round_trip():
     assert np.array_equal(images.rgb_mask_to_index(pal[index], images.voc_palette(71)), index)
     with pytest.raises(ValueError, match="not in the palette"):
         images.rgb_mask_to_index(np.full((2, 2, 3), 7, dtype=np.uint8), pal[:71])
-
-
-def test_sha256_file(tmp_path):
-    (tmp_path / "x.bin").write_bytes(b"abc" * 1000)
-    assert ffmpeg.sha256_file(tmp_path / "x.bin") == hashlib.sha256(b"abc" * 1000).hexdigest()
 
 
 # ---------------------------------------------------------------- the real files

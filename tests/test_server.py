@@ -17,13 +17,13 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from avuie.shards.index import (
-    find_shards,
     manifest_counts,
     scan_local,
     scan_stream,
     sha256_file,
     table_from_done,
 )
+from avuie.shards.layout import find_shards
 from avuie.shards.server import serve_in_thread
 
 from tests.shardkit import make_sample, write_build, write_shard
@@ -286,3 +286,8 @@ def test_cli_serve_rejects_a_missing_directory(tmp_path):
     result = CliRunner().invoke(app, ["serve", str(tmp_path / "missing")])
     assert result.exit_code != 0 and "no such build directory" in result.output
     assert Path(tmp_path).exists()
+
+
+def test_sha256_file(tmp_path):
+    (tmp_path / "x.bin").write_bytes(b"abc" * 1000)
+    assert sha256_file(tmp_path / "x.bin") == hashlib.sha256(b"abc" * 1000).hexdigest()

@@ -13,6 +13,7 @@ from pathlib import Path
 from avuie.builders.base import AudioMedia, Cut, ImageMedia, MaskMedia, Record, VideoMedia
 from avuie.media import ffmpeg, images
 from avuie.schemas import MediaItem, TaskFamily
+from avuie.shards.index import sha256_file
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def cut_record(
     checksums: dict[str, str] = {}
     for req in record.media:
         _check_exists(req.path)
-        checksums[str(req.path)] = ffmpeg.sha256_file(req.path)
+        checksums[str(req.path)] = sha256_file(req.path)
         if isinstance(req, VideoMedia):
             _cut_video(cut, req, family, profile)
         elif isinstance(req, AudioMedia):

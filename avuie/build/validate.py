@@ -16,10 +16,11 @@ import numpy as np
 from PIL import Image
 from pydantic import ValidationError
 
-from avuie.build.pipeline import content_hash
+from avuie.build.assemble import content_hash
 from avuie.builders.base import error_text
 from avuie.schemas import Sample
 from avuie.shards.index import read_done
+from avuie.shards.layout import build_of_tar, find_shards
 from avuie.shards.writer import iter_tar_samples
 
 
@@ -63,10 +64,10 @@ def validate_build(out: Path) -> dict[str, Any]:
     out = Path(out)
     failures: list[dict[str, str]] = []
     count = 0
-    tars = sorted(out.rglob("*.tar"))
+    tars = sorted(find_shards(out))
     for tar in tars:
         marker_ids = None
-        build = tar.parent.parent.parent
+        build = build_of_tar(tar)
         done = read_done(tar)
         if done is not None and "manifest" in done:
             rel = str(tar.relative_to(build))

@@ -24,6 +24,17 @@ from typing import Any
 
 import pyarrow as pa
 
+from avuie.shards.layout import (
+    BUILD_INFO,
+    MANIFEST,
+    REJECTS,
+    SHARDS_DIR,
+    STATS,
+    find_manifests,
+    list_done,
+    shard_rel,
+)
+
 VIEWS = ("samples", "rejects", "stats", "reject_reasons", "shards", "builds")
 
 
@@ -38,8 +49,8 @@ def find_builds(roots: list[Path] | list[str]) -> list[Path]:
         root = Path(root)
         if not root.exists():
             raise CatalogError(f"{root} does not exist")
-        hits = [root / "manifest.parquet"] if (root / "manifest.parquet").is_file() else []
-        hits += [p for p in root.rglob("manifest.parquet") if "shards" not in p.relative_to(root).parts]
+        hits = [root / MANIFEST] if (root / MANIFEST).is_file() else []
+        hits += [p for p in find_manifests(root) if SHARDS_DIR not in p.relative_to(root).parts]
         if not hits:
             raise CatalogError(
                 f"no build under {root}: expected a manifest.parquet (run `avuie build --out {root}` first)"
@@ -112,8 +123,8 @@ BUILD_SCHEMA = pa.schema(
 
 def _stats_rows(build: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(per split rows, per reason rows) of a build's stats.json."""
-    stats = _read_json(build / "stats.json")
-    info = _read_json(build / "build.json")
+    stats = _read_json(build / STATS)
+    info = _read_json(build / BUILD_INFO)
     source = stats.get("source") or info.get("source") or build.name
     family = stats.get("family") or info.get("family") or ""
     rows, reasons = [], []
@@ -141,14 +152,14 @@ def _stats_rows(build: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
 def _shard_rows(build: Path, source: str) -> list[dict[str, Any]]:
     """One row per finished tar, from the shard completion markers."""
     rows = []
-    for marker in sorted(build.glob("shards/*/*.done.json")):
+    for marker in list_done(build):
         done = _read_json(marker)
         counts: dict[str, int] = {}
         for r in done.get("manifest", []):
             counts[r["shard"]] = counts.get(r["shard"], 0) + 1
         for tar in done.get("tars", []):
             path = marker.parent / tar
-            rel = f"shards/{marker.parent.name}/{tar}"
+            rel = shard_rel(marker.parent.name, tar)
             rows.append(
                 {
                     "build_dir": str(build),
@@ -164,11 +175,11 @@ def _shard_rows(build: Path, source: str) -> list[dict[str, Any]]:
 
 
 def _build_row(build: Path) -> dict[str, Any]:
-    info = _read_json(build / "build.json")
+    info = _read_json(build / BUILD_INFO)
     config = info.get("config", {})
     return {
         "build_dir": str(build),
-        "source": info.get("source") or _read_json(build / "stats.json").get("source") or build.name,
+        "source": info.get("source") or _read_json(build / STATS).get("source") or build.name,
         "family": info.get("family", ""),
         "license": info.get("license", ""),
         "builder_version": str(info.get("builder_version", "")),
@@ -214,12 +225,12 @@ def open_catalog(roots: list[Path] | list[str]) -> Catalog:
 
     builds = find_builds(roots)
     con = duckdb.connect(":memory:")
-    manifests = [b / "manifest.parquet" for b in builds]
+    manifests = [b / MANIFEST for b in builds]
     con.execute(
         "CREATE VIEW samples AS SELECT * EXCLUDE (filename), parse_dirpath(filename) AS build_dir "
         f"FROM read_parquet({_sql_list(manifests)}, union_by_name = true, filename = true)"
     )
-    rejects = [b / "rejects.parquet" for b in builds if (b / "rejects.parquet").is_file()]
+    rejects = [b / REJECTS for b in builds if (b / REJECTS).is_file()]
     if rejects:
         con.execute(
             "CREATE VIEW rejects AS SELECT * EXCLUDE (filename), parse_dirpath(filename) AS build_dir "

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from avuie.catalog.db import Catalog
+from avuie.shards.layout import STATS
 
 CHARTS = {
     "samples_per_family": "Samples per task family",
@@ -59,7 +60,7 @@ def _engines(catalog: Catalog) -> dict[str, dict[str, Any]]:
     """The reasoning engine summary of each build's stats.json (engine, model, prompt versions...)."""
     out = {}
     for b in catalog.builds:
-        path = Path(b) / "stats.json"
+        path = Path(b) / STATS
         stats = json.loads(path.read_text()) if path.is_file() else {}
         out[str(b)] = stats.get("reasoning", {})
     return out

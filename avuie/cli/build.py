@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,93 +34,25 @@ def _progress():
     return progress_bar(console)
 
 
-def make_engine(reasoning: str, out: Path, opts: dict[str, Any]):
-    """The reasoning engine for a build: the offline template, or an OpenAI-compatible endpoint."""
-    from avuie.reasoning.engine import TemplateEngine
-
-    if reasoning == "template":
-        return TemplateEngine()
-    if reasoning == "openai":
-        if not opts.get("model"):
-            raise typer.BadParameter("--reasoning openai needs --model")
-        from avuie.reasoning.openai_engine import make_openai_engine
-
-        extra = dict(opts.get("extra") or {})
-        if opts.get("audio_input"):
-            extra["audio_input"] = True
-        try:
-            return make_openai_engine(
-                model=opts["model"],
-                base_url=opts.get("base_url"),
-                api_key=os.environ.get("OPENAI_API_KEY", "sk-none"),
-                cache_path=out / "reasoning_cache.sqlite",
-                concurrency=opts.get("concurrency", 8),
-                refresh=opts.get("refresh", False),
-                max_attempts=opts.get("max_attempts", 3),
-                timeout=opts.get("timeout", 60.0),
-                **extra,
-            )
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from exc
-    raise typer.BadParameter(f"--reasoning must be template or openai, got {reasoning!r}")
+def _bad_request(exc: Exception) -> typer.BadParameter:
+    """A BuildRequestError as typer's usage error (exit 2, naming the option)."""
+    return typer.BadParameter(str(exc), param_hint=getattr(exc, "param_hint", None))
 
 
-def build_one(
-    source: str,
-    raw: Path | None,
-    out: Path,
-    *,
-    splits: list[str] | None,
-    limit: int | None,
-    workers: int,
-    shard_size: int,
-    shard_bytes: int,
-    params: dict[str, Any],
-    reasoning: str,
-    reasoning_opts: dict[str, Any],
-) -> dict[str, Any]:
-    """Build one source (its bundled sample when `raw` is None) into `out`, with a progress bar."""
-    from avuie.build.pipeline import BuildConfig, build
-    from avuie.builders import get_builder
-    from avuie.samples import ensure_sample
+def build_with_bar(source: str, raw: Path | None, out: Path, **options: Any) -> dict[str, Any]:
+    """`avuie.build.sources.build_one` with a rich progress bar; options as build_one takes them."""
+    from avuie.build.sources import build_one
 
-    get_builder(source, **params)  # unknown source: KeyError naming the known ones
-    if raw is None:
-        raw = ensure_sample(source)
-        console.print(f"[dim]{source}: using the bundled sample at {raw}[/dim]")
-    config = BuildConfig(
-        source=source,
-        raw=Path(raw),
-        out=out,
-        splits=splits,
-        limit=limit,
-        workers=workers,
-        shard_size=shard_size,
-        shard_bytes=shard_bytes,
-        params=params,
-        reasoning=reasoning,
-    )
-    engine = make_engine(reasoning, out, reasoning_opts)
-    try:
-        with _progress() as bar:
-            task = bar.add_task(f"build {source}", total=None)
+    with _progress() as bar:
+        task = bar.add_task(f"build {source}", total=None)
 
-            progress_text = getattr(engine, "progress_text", None)
+        def progress(desc: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=desc)
 
-            def progress(done: int, total: int) -> None:
-                desc = f"build {source}" + (f" · {progress_text()}" if progress_text else "")
-                bar.update(task, completed=done, total=total, description=desc)
+        def notify(text: str) -> None:
+            console.print(f"[dim]{text}[/dim]")
 
-            return build(config, engine=engine, progress=progress)
-    finally:
-        engine.close()
-
-
-def _endpoint_error() -> type[Exception]:
-    """The reasoning engine's 'endpoint refuses every request' error (imported only when needed)."""
-    from avuie.reasoning.openai_engine import EndpointError
-
-    return EndpointError
+        return build_one(source, raw, out, progress=progress, notify=notify, **options)
 
 
 def _print_stats(source: str, stats: dict[str, Any]) -> None:
@@ -134,47 +65,37 @@ def _print_stats(source: str, stats: dict[str, Any]) -> None:
     console.print(table)
 
 
-def _load_layout(path: Path | None, known: set[str]) -> dict[str, str]:
-    """Read a layout file (YAML or JSON: source name -> raw path); BadParameter on any problem."""
-    if path is None:
-        return {}
-    if not path.is_file():
-        raise typer.BadParameter(f"layout file {path} does not exist", param_hint="--layout")
-    text = path.read_text()
+def _build_single(source: str, raw: Path | None, target: Path, kw: dict[str, Any]) -> None:
+    from avuie.build.engines import BuildRequestError, endpoint_error
+    from avuie.builders import BuilderError
+
     try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-        else:
-            data = json.loads(text)
-    except Exception as exc:  # noqa: BLE001 - yaml and json raise different types
-        raise typer.BadParameter(f"{path} is not valid YAML/JSON: {exc}", param_hint="--layout") from exc
-    if not isinstance(data, dict):
-        raise typer.BadParameter(
-            f"{path}: a layout file maps source names to raw paths", param_hint="--layout"
-        )
-    unknown = sorted(set(map(str, data)) - known)
-    if unknown:
-        raise typer.BadParameter(f"{path}: unknown source(s) {', '.join(unknown)}", param_hint="--layout")
-    return {str(k): str(v) for k, v in data.items()}
+        stats = build_with_bar(source, raw, target, **kw)
+    except BuildRequestError as exc:
+        raise _bad_request(exc) from exc
+    except (BuilderError, KeyError, FileNotFoundError, ValueError, endpoint_error()) as exc:
+        console.print(f"[red]error:[/red] {exc.args[0] if exc.args else exc}")
+        raise typer.Exit(2) from exc
+    _print_stats(source, stats)
+    console.print(f"shards and manifest in {target}")
 
 
-def find_raw(source: str, raw_root: Path, layout: dict[str, str]) -> tuple[Path | None, str]:
-    """Where a source's raw tree is under raw_root (layout file first, then `raw_root/<source>`)."""
-    from avuie.builders import get_builder
+def _build_every(root: Path, raw_root: Path | None, layout: Path | None, kw: dict[str, Any]) -> None:
+    from avuie.build.engines import BuildRequestError
+    from avuie.build.sources import build_all
+    from avuie.builders import load_all
 
-    builder = get_builder(source)
-    if source in layout:  # an explicit entry is the only place looked at
-        p = Path(layout[source])
-        candidates = [p if p.is_absolute() else raw_root / p]
-    else:
-        candidates = [raw_root / name for name in (source, *builder.raw_aliases)]
-    for cand in candidates:
-        if cand.exists() and builder.detect(cand):
-            return cand, ""
-    tried = ", ".join(str(c) for c in candidates)
-    return None, f"no {source} release layout found (tried {tried}; expected {builder.layout})"
+    try:
+        skipped = build_all(root, raw_root, layout, kw, run_one=build_with_bar, on_built=_print_stats)
+    except BuildRequestError as exc:
+        raise _bad_request(exc) from exc
+    for name, why in skipped.items():
+        console.print(f"[yellow]skipped {name}:[/yellow] {why}")
+    built = len(load_all()) - len(skipped)
+    console.print(f"built {built} sources into {root}; skipped {len(skipped)}")
+    if built == 0:
+        console.print("[red]error:[/red] no source was built")
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
@@ -237,8 +158,6 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Build validated WebDataset shards from a source's original release layout."""
-        from avuie.builders import BuilderError, load_all
-
         opts = {
             "model": model,
             "base_url": base_url,
@@ -262,51 +181,9 @@ def register(app: typer.Typer) -> None:
         if all_sources == bool(source):
             raise typer.BadParameter("give exactly one of --source NAME or --all")
         if source:
-            target = out or Path("avuie-out") / source
-            try:
-                stats = build_one(source, raw, target, **kw)
-            except (BuilderError, KeyError, FileNotFoundError, ValueError, _endpoint_error()) as exc:
-                console.print(f"[red]error:[/red] {exc.args[0] if exc.args else exc}")
-                raise typer.Exit(2) from exc
-            _print_stats(source, stats)
-            console.print(f"shards and manifest in {target}")
-            return
-        root = out or Path("avuie-out")
-        if layout is not None and raw_root is None:
-            raise typer.BadParameter("--layout needs --raw-root", param_hint="--layout")
-        if raw_root is not None and not raw_root.is_dir():
-            raise typer.BadParameter(f"{raw_root} is not a folder", param_hint="--raw-root")
-        layout_map = _load_layout(layout, set(load_all()))
-        skipped: dict[str, str] = {}
-        all_params = kw.pop("params")
-        plain = sorted(k for k in all_params if "." not in k)
-        if plain:
-            raise typer.BadParameter(
-                f"with --all, give parameters as SOURCE.KEY=VALUE (got {', '.join(plain)})"
-            )
-        for name in load_all():
-            kw["params"] = {
-                k.split(".", 1)[1]: v for k, v in all_params.items() if k.split(".", 1)[0] == name
-            }
-            src_raw = None
-            if raw_root is not None:
-                src_raw, why = find_raw(name, raw_root, layout_map)
-                if src_raw is None:
-                    skipped[name] = why
-                    continue
-            try:
-                stats = build_one(name, src_raw, root / name, **kw)
-            except (BuilderError, KeyError, FileNotFoundError, ValueError) as exc:
-                skipped[name] = str(exc.args[0] if exc.args else exc)
-                continue
-            _print_stats(name, stats)
-        for name, why in skipped.items():
-            console.print(f"[yellow]skipped {name}:[/yellow] {why}")
-        built = len(load_all()) - len(skipped)
-        console.print(f"built {built} sources into {root}; skipped {len(skipped)}")
-        if built == 0:
-            console.print("[red]error:[/red] no source was built")
-            raise typer.Exit(1)
+            _build_single(source, raw, out or Path("avuie-out") / source, kw)
+        else:
+            _build_every(out or Path("avuie-out"), raw_root, layout, kw)
 
     @app.command("scan")
     def scan_cmd(
@@ -393,7 +270,7 @@ def register(app: typer.Typer) -> None:
         """Build every bundled sample, validate, serve over HTTP, stream, and take a few I-LoRA steps."""
         from avuie.demo import run_demo
 
-        summary = run_demo(out, steps=steps, stream_samples=stream_samples)
+        summary = run_demo(out, steps=steps, stream_samples=stream_samples, run_one=build_with_bar)
         console.print(
             f"[green]demo done:[/green] {summary['sources']} sources, {summary['samples']} samples validated, "
             f"{sum(summary['streamed'].values())} streamed, losses {summary['losses']}"

@@ -8,13 +8,15 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from avuie.shards.layout import MANIFEST
+
 console = Console(stderr=True)
 
 CHAIN_KINDS = ("template", "model", "fallback", "human")
 
 
 def _check_build(out: Path) -> None:
-    if not (out / "manifest.parquet").exists():
+    if not (out / MANIFEST).exists():
         console.print(f"[red]error:[/red] {out} is not a build directory (no manifest.parquet)")
         raise typer.Exit(2)
 
@@ -23,7 +25,7 @@ def _count_selected(out: Path, kinds: set[str], splits: list[str] | None, ids: s
     """How many samples of the manifest a `reason` run will look at (for the progress bar)."""
     import pyarrow.parquet as pq
 
-    rows = pq.read_table(out / "manifest.parquet", columns=["id", "split", "reasoning_kind"]).to_pylist()
+    rows = pq.read_table(out / MANIFEST, columns=["id", "split", "reasoning_kind"]).to_pylist()
     return sum(
         r["reasoning_kind"] in kinds
         and (not splits or r["split"] in splits)

@@ -46,7 +46,7 @@ def serve(
 
     from avuie.cli.progress import progress_bar
     from avuie.shards.guard import ServerLimits
-    from avuie.shards.index import find_shards
+    from avuie.shards.layout import find_shards
     from avuie.shards.server import ShardCatalog, run_server
 
     console = Console(stderr=True)

@@ -16,9 +16,9 @@ from typing import Any
 
 from avuie.reasoning.cache import OUTPUT_FIELDS
 from avuie.reasoning.engine import Draft, ReasoningEngine
+from avuie.shards.layout import MANIFEST, STATS, list_done
 from avuie.shards.writer import (
     MANIFEST_COLUMNS,
-    done_markers,
     iter_tar_samples,
     rewrite_shard,
     update_done_rows,
@@ -41,7 +41,7 @@ class RewriteReport:
 def build_tars(out: Path) -> dict[Path, Path]:
     """Every tar of a build mapped to its shard's completion marker."""
     tars: dict[Path, Path] = {}
-    for marker in done_markers(out):
+    for marker in list_done(out):
         for name in json.loads(marker.read_text()).get("tars", []):
             tars[marker.parent / name] = marker
     if not tars:
@@ -70,7 +70,7 @@ def draft_of(sample: dict[str, Any], files: dict[str, bytes]) -> Draft:
 
 def _with_chain(sample: dict[str, Any], files: dict[str, bytes], reasoning: str, info: dict[str, Any]) -> Any:
     """The validated Sample with a new reasoning chain (response and content hash recomputed, as the build does)."""
-    from avuie.build.pipeline import finish_sample
+    from avuie.build.assemble import finish_sample
 
     return finish_sample(draft_of(sample, files), reasoning, info, masks={})
 
@@ -85,7 +85,7 @@ def locate(out: Path, ids: set[str]) -> dict[str, Path]:
     import pyarrow.parquet as pq
 
     out = Path(out)
-    table = pq.read_table(out / "manifest.parquet", columns=["id", "shard"]).to_pylist()
+    table = pq.read_table(out / MANIFEST, columns=["id", "shard"]).to_pylist()
     return {r["id"]: out / r["shard"] for r in table if r["id"] in ids}
 
 
@@ -120,7 +120,7 @@ def _rewrite_tar(
     out: Path, tar: Path, updates: dict[str, tuple[str, dict[str, Any]]], report: RewriteReport
 ) -> dict[str, dict[str, Any]]:
     """Rewrite one tar with the updates that concern it; return its new manifest rows by key."""
-    from avuie.build.pipeline import manifest_row, sample_members
+    from avuie.build.assemble import manifest_row, sample_members
 
     shard = str(tar.relative_to(out))
     rows: dict[str, dict[str, Any]] = {}
@@ -147,7 +147,7 @@ def _rewrite_tar(
 
 def _refresh_table(tar: Path, marker: Path) -> None:
     """Recompute what the marker records about a rewritten tar (size, sha256, sample byte ranges)."""
-    from avuie.build.pipeline import tar_info
+    from avuie.build.shard import tar_info
 
     done = json.loads(marker.read_text())
     if tar.name in done.get("tars_info", {}):
@@ -158,7 +158,7 @@ def _refresh_table(tar: Path, marker: Path) -> None:
 def _patch_manifest(out: Path, rows_by_key: dict[str, dict[str, Any]]) -> None:
     import pyarrow.parquet as pq
 
-    path = out / "manifest.parquet"
+    path = out / MANIFEST
     if not path.exists():
         return
     rows = [rows_by_key.get(r["key"], r) for r in pq.read_table(path).to_pylist()]
@@ -167,7 +167,7 @@ def _patch_manifest(out: Path, rows_by_key: dict[str, dict[str, Any]]) -> None:
 
 def record_rewrite(out: Path, entry: dict[str, Any]) -> None:
     """Append a rewrite's summary to OUT/stats.json under "reasoning_rewrites"."""
-    path = Path(out) / "stats.json"
+    path = Path(out) / STATS
     stats = json.loads(path.read_text()) if path.exists() else {}
     stats.setdefault("reasoning_rewrites", []).append(entry)
     write_json_atomic(path, stats)

@@ -20,6 +20,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from avuie.shards.layout import find_manifests, find_shards
+
 
 @dataclass
 class GroundTruth:
@@ -178,7 +180,7 @@ def _manifest_rows(root: Path) -> tuple[list[Path], list[dict[str, Any]]]:
     import pyarrow.parquet as pq
 
     dirs, rows = [], []
-    for manifest in sorted(root.glob("**/manifest.parquet")):
+    for manifest in find_manifests(root):
         dirs.append(manifest.parent.resolve())
         table = pq.read_table(manifest, columns=["id", "source", "split", "shard"])
         for row in table.to_pylist():
@@ -244,7 +246,7 @@ def load_ground_truth(
     source/split pairs that have predictions). Raises FileNotFoundError when `root` holds no shard.
     """
     root = Path(root)
-    tars = sorted(p.resolve() for p in root.glob("**/*.tar"))
+    tars = sorted(p.resolve() for p in find_shards(root)) if root.is_dir() else []
     if not tars:
         raise FileNotFoundError(f"no shards (*.tar) under {root}: give the build directory of `avuie build`")
     manifests, rows = _manifest_rows(root)

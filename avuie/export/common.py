@@ -59,10 +59,11 @@ def iter_samples(
     builds: Iterable[Path], splits: list[str] | None = None, sources: list[str] | None = None
 ) -> Iterator[tuple[dict[str, Any], dict[str, bytes]]]:
     """Yield (sample JSON as dict, {member suffix: bytes}) for every sample of every build, in shard order."""
-    from avuie.shards.writer import iter_build_tars, iter_tar_samples
+    from avuie.shards.layout import list_tars
+    from avuie.shards.writer import iter_tar_samples
 
     for build in builds:
-        for tar in iter_build_tars(build):
+        for tar in list_tars(build):
             if splits and tar.parent.name not in splits:
                 continue
             for key, members in iter_tar_samples(tar):

@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from avuie.shards.index import sha256_file  # noqa: F401 - the one file checksum, re-exported for media users
-
 REASONS = (
     "missing_file",
     "empty_file",
@@ -138,7 +136,8 @@ def run_ffmpeg(args: list[str], timeout: float = DEFAULT_TIMEOUT_S) -> subproces
         raise MediaError("ffmpeg_failed", f"ffmpeg timed out after {timeout:.0f} s") from exc
 
 
-def _check_file(path: Path) -> None:
+def check_file(path: Path) -> None:
+    """Raise MediaError("missing_file" or "empty_file") unless `path` is a non-empty regular file."""
     if not path.exists():
         raise MediaError("missing_file", "file does not exist", path)
     if not path.is_file():
@@ -262,7 +261,7 @@ def probe(path: str | Path) -> MediaInfo:
     Raises MediaError: ``missing_file``, ``empty_file``, ``corrupt_media`` (ffmpeg cannot open it).
     """
     path = Path(path).absolute()
-    _check_file(path)
+    check_file(path)
     probe_bin = ffprobe_exe()
     if probe_bin:
         cmd = [probe_bin, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
@@ -381,7 +380,7 @@ def extract_clip(
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, not {num_frames}")
     path = Path(path).absolute()
-    _check_file(path)
+    check_file(path)
     info = info or probe(path)
     if not info.has_video:
         raise MediaError("no_video_stream", "the file has no video stream", path)
@@ -452,7 +451,7 @@ def extract_audio(
     import ffmpeg
 
     path = Path(path).absolute()
-    _check_file(path)
+    check_file(path)
     info = info or probe(path)
     if not info.has_audio:
         raise MediaError("no_audio_stream", "the file has no audio stream", path)

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-from avuie.media.ffmpeg import MediaError, _check_file
+from avuie.media.ffmpeg import MediaError, check_file
 
 
 def _open_image(path: str | Path):
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
-    _check_file(path)
+    check_file(path)
     try:
         img = Image.open(path)
         img.load()

@@ -1,0 +1,164 @@
+"""Sample assembly: one record -> media cut -> target -> draft; draft + reasoning -> validated Sample; and the
+rows and tar members a written sample leaves (manifest row, reject row, content hash).
+
+Every failure on the way is a `Reject` with its reason, never an exception: in = written + rejected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from avuie.build.config import BuildConfig
+from avuie.build.cutting import cut_record
+from avuie.builders import Builder, Record, Reject
+from avuie.builders.base import error_text
+from avuie.media.ffmpeg import MediaError
+from avuie.reasoning.engine import Draft
+from avuie.schemas import Provenance, Sample, draft_fields, make_sample_id, target_labels, with_reasoning
+
+
+@dataclass
+class Prepared:
+    """A record after media cutting: either a draft ready for reasoning, or a reject."""
+
+    record: Record
+    draft: Draft | None = None
+    files: dict[str, bytes] = field(default_factory=dict)
+    masks: dict[str, Any] = field(default_factory=dict)
+    reject: Reject | None = None
+
+
+def record_reject(record: Record, reason: str, detail: str) -> Reject:
+    """A reject of one record, carrying the record's split, entry, id and annotation place."""
+    return Reject(
+        record.split,
+        record.entry,
+        reason,
+        detail,
+        record.native_id,
+        record.annotation_file,
+        record.annotation_row,
+    )
+
+
+def _provenance(
+    builder: Builder, record: Record, config: BuildConfig, checksums: dict[str, str]
+) -> Provenance:
+    """Where a sample came from: its annotation place, builder and the raw files' checksums (raw-relative)."""
+    raw_root = str(Path(config.raw))
+    return Provenance(
+        annotation_file=record.annotation_file,
+        annotation_row=record.annotation_row,
+        builder=builder.name,
+        builder_version=builder.version,
+        raw_checksums={
+            str(Path(p).relative_to(raw_root)) if p.startswith(raw_root) else p: c
+            for p, c in checksums.items()
+        },
+    )
+
+
+def prepare(builder: Builder, record: Record, config: BuildConfig) -> Prepared:
+    """Cut a record's media and make its target and draft; any failure becomes a reject with its reason."""
+    try:
+        cut, checksums = cut_record(record, builder.family, config.profile)
+    except MediaError as exc:
+        return Prepared(record, reject=record_reject(record, exc.reason, exc.detail))
+    try:
+        target = builder.make_target(record, cut)
+    except (ValueError, ValidationError) as exc:
+        reason = getattr(exc, "reason", "invalid_target")
+        detail = getattr(exc, "detail", None) or error_text(exc)
+        return Prepared(record, reject=record_reject(record, reason, detail))
+    sample = draft_fields(
+        source=builder.name,
+        family=builder.family,
+        split=record.split,
+        native_id=record.native_id,
+        media=cut.media,
+        instruction=record.instruction,
+        target=target,
+        provenance=_provenance(builder, record, config, checksums),
+        license=builder.license,
+    )
+    draft = Draft(sample=sample, media_files=cut.files, context=record.context)
+    return Prepared(record, draft=draft, files=cut.files, masks=cut.object_masks)
+
+
+def finish_sample(draft: Draft, reasoning: str, info: dict[str, Any], masks: dict[str, Any]) -> Sample:
+    """Attach the reasoning, compute the content hash and validate (points checked against the masks)."""
+    sample = Sample.model_validate(with_reasoning(draft.sample, reasoning, info), context={"masks": masks})
+    sample.content_hash = content_hash(sample.model_dump(mode="json"), draft.media_files)
+    return sample
+
+
+def content_hash(sample_dict: dict[str, Any], files: dict[str, bytes]) -> str:
+    """sha256 over the sample JSON (without content_hash) and every media file in order."""
+    h = hashlib.sha256()
+    body = {k: v for k, v in sample_dict.items() if k != "content_hash"}
+    h.update(json.dumps(body, sort_keys=True, default=str).encode())
+    for name in sorted(files):
+        h.update(name.encode())
+        h.update(hashlib.sha256(files[name]).digest())
+    return h.hexdigest()
+
+
+def sample_members(sample: Sample, files: dict[str, bytes]) -> dict[str, bytes]:
+    """The tar members of a sample: its JSON first, then every media file in media order."""
+    members = {"json": json.dumps(sample.model_dump(mode="json"), ensure_ascii=False).encode()}
+    for name in sample.media_files():
+        members[name] = files[name]
+    return members
+
+
+def reject_row(source: str, r: Reject) -> dict[str, Any]:
+    """A rejects.parquet row."""
+    return {
+        "id_or_row": make_sample_id(source, r.split, r.native_id) if r.native_id else r.entry,
+        "source": source,
+        "split": r.split,
+        "reason": r.reason,
+        "detail": r.detail,
+        "annotation_file": r.annotation_file,
+        "annotation_row": "" if r.annotation_row is None else str(r.annotation_row),
+    }
+
+
+def _label_summary(target: Any) -> str:
+    labels = target_labels(target)
+    if labels:
+        return "|".join(dict.fromkeys(labels))
+    for attr in ("answer", "caption"):
+        if hasattr(target, attr):
+            return str(getattr(target, attr))[:80]
+    return target.kind
+
+
+def manifest_row(sample: Sample, shard: str, num_bytes: int) -> dict[str, Any]:
+    """A manifest.parquet row of a written sample."""
+    video = [m for m in sample.media if m.kind == "video_frames"]
+    audio = [m for m in sample.media if m.kind == "audio"]
+    return {
+        "id": sample.id,
+        "key": sample.key,
+        "source": sample.source,
+        "family": sample.family.value,
+        "split": sample.split,
+        "shard": shard,
+        "num_bytes": num_bytes,
+        "media_duration": max((m.duration or 0.0 for m in video + audio), default=0.0),
+        "num_frames": sum(m.frame_count or 0 for m in video)
+        or sum(1 for m in sample.media if m.kind == "image"),
+        "audio_seconds": sum(m.duration or 0.0 for m in audio),
+        "label": _label_summary(sample.target),
+        "answer": sample.answer,
+        "reasoning_kind": sample.reasoning_info.kind,
+        "reasoning_chars": len(sample.reasoning),
+        "content_hash": sample.content_hash,
+    }
