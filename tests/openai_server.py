@@ -9,9 +9,17 @@ requests and the maximum number in flight, and on command injects faults:
     server.inject("wrong_tag", match="ave/test/3")   # next request for that sample gets a wrong answer tag
     client = openai.OpenAI(base_url=server.base_url, api_key="x")
 
-Fault kinds: "429", "500", "timeout" (sleeps `delay` seconds before answering), "malformed" (HTTP 200 with
-broken JSON), "wrong_tag" (a reply whose tag holds `text`, default "<answer>wrong</answer>"), "no_tag" (a reply
-without a tagged answer), "reply" (the reply is `text`, verbatim). `match` restricts a fault to requests whose X-Avuie-Sample header or text contains it.
+Fault kinds: "429" (Retry-After is `retry_after`: seconds, or any text such as "soon" or an HTTP-date), "500",
+"timeout" (sleeps `delay` seconds before answering), "malformed" (HTTP 200 with broken JSON), "wrong_tag" (a reply
+whose tag holds `text`, default "<answer>wrong</answer>"), "no_tag" (a reply without a tagged answer), "reply"
+(the reply is `text`, verbatim), "content" (the message content is `value`, any JSON: a list of parts, a dict,
+null, a number), "usage" (a good reply whose `usage` is `value`), "drip" (a good reply, with content `value` when
+given, sent `chunk` bytes every `delay` seconds, each read well inside any per-read timeout; with Content-Length,
+or chunked when `length` is False), "raw" (HTTP `status` with the body `text`
+verbatim). `match` restricts a fault to requests whose X-Avuie-Sample header or text contains it.
+
+As a served model (for `avuie predict --base-url`): `server.answers[sample_id] = text` makes every request whose
+X-Avuie-Sample is that id answered with `text`, verbatim.
 """
 
 from __future__ import annotations
@@ -27,7 +35,19 @@ from typing import Any
 from aiohttp import web
 
 GROUND_TRUTH = re.compile(r"^Ground-truth answer[^:\n]*:[ \t]*(.+)$", re.MULTILINE)
-FAULT_KINDS = ("429", "500", "timeout", "malformed", "wrong_tag", "no_tag", "reply")
+FAULT_KINDS = (
+    "429",
+    "500",
+    "timeout",
+    "malformed",
+    "wrong_tag",
+    "no_tag",
+    "reply",
+    "content",
+    "usage",
+    "drip",
+    "raw",
+)
 
 
 @dataclass
@@ -37,9 +57,13 @@ class Fault:
     kind: str
     times: int = 1
     match: str | None = None
-    retry_after: float = 0.1
+    retry_after: float | str = 0.1
     delay: float = 5.0
     text: str = "<answer>wrong</answer>"
+    value: Any = None
+    chunk: int = 1
+    status: int = 200
+    length: bool = True
 
 
 def _user_text(body: dict[str, Any]) -> str:
@@ -78,6 +102,7 @@ class FakeOpenAIServer:
         self.answered: Counter[str] = Counter()  # sample -> good replies sent (HTTP 200, valid JSON)
         self.faults_sent: Counter[str] = Counter()
         self.bodies: list[dict[str, Any]] = []
+        self.answers: dict[str, str] = {}  # sample id -> the reply of the served model
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -128,15 +153,18 @@ class FakeOpenAIServer:
         try:
             if self.latency:
                 await asyncio.sleep(self.latency)
-            return await self._reply(body, sample, text, self._take_fault(sample, text))
+            return await self._reply(request, body, sample, text, self._take_fault(sample, text))
         finally:
             with self.lock:
                 self.in_flight -= 1
 
-    async def _reply(self, body: dict, sample: str, text: str, fault: Fault | None) -> web.StreamResponse:
+    async def _reply(
+        self, request: web.Request, body: dict, sample: str, text: str, fault: Fault | None
+    ) -> web.StreamResponse:
         kind = fault.kind if fault else None
         if kind == "429":
-            headers = {"Retry-After": f"{fault.retry_after:g}"}
+            after = fault.retry_after
+            headers = {"Retry-After": after if isinstance(after, str) else f"{after:g}"}
             return web.json_response({"error": {"message": "rate limited"}}, status=429, headers=headers)
         if kind == "500":
             return web.json_response({"error": {"message": "boom"}}, status=500)
@@ -144,39 +172,67 @@ class FakeOpenAIServer:
             await asyncio.sleep(fault.delay)
         if kind == "malformed":
             return web.Response(text='{"id": "chatcmpl-x", "choices": [', content_type="application/json")
-        found = GROUND_TRUTH.findall(text)
-        answer = found[-1].strip() if found else "<answer>unknown</answer>"
-        content = chain_for(answer)
-        if kind == "wrong_tag":
-            content = chain_for(fault.text)
-        elif kind == "reply":
-            content = fault.text
-        elif kind == "no_tag":
-            content = "The frames and the audio agree, but I will not say what the answer is."
+        if kind == "raw":
+            return web.Response(text=fault.text, status=fault.status, content_type="application/json")
+        content: Any = self._content(sample, text, fault)
         with self.lock:
             self.answered[sample] += 1
         prompt_tokens = max(1, len(text) // 4)
-        completion_tokens = max(1, len(content) // 4)
-        return web.json_response(
-            {
-                "id": f"chatcmpl-{self.requests}",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body.get("model", "fake"),
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": "stop",
-                        "message": {"role": "assistant", "content": content},
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens,
-                },
-            }
-        )
+        completion_tokens = max(1, len(str(content)) // 4)
+        usage: Any = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        if kind == "usage":
+            usage = fault.value
+        payload = {
+            "id": f"chatcmpl-{self.requests}",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body.get("model", "fake"),
+            "choices": [
+                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+            ],
+            "usage": usage,
+        }
+        if kind == "drip":
+            return await self._drip(request, json.dumps(payload).encode(), fault)
+        return web.json_response(payload)
+
+    def _content(self, sample: str, text: str, fault: Fault | None) -> Any:
+        """The message content: the served model's answer, a fault's, or a chain ending in the ground truth."""
+        kind = fault.kind if fault else None
+        if kind == "content" or (kind == "drip" and fault.value is not None):
+            return fault.value
+        if kind == "reply":
+            return fault.text
+        if kind == "wrong_tag":
+            return chain_for(fault.text)
+        if kind == "no_tag":
+            return "The frames and the audio agree, but I will not say what the answer is."
+        if sample in self.answers:
+            return self.answers[sample]
+        found = GROUND_TRUTH.findall(text)
+        return chain_for(found[-1].strip() if found else "<answer>unknown</answer>")
+
+    @staticmethod
+    async def _drip(request: web.Request, data: bytes, fault: Fault) -> web.StreamResponse:
+        """Send `data` (Content-Length set) `fault.chunk` bytes at a time, `fault.delay` seconds apart."""
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        if fault.length:
+            response.content_length = len(data)
+        else:
+            response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            for i in range(0, len(data), fault.chunk):
+                await response.write(data[i : i + fault.chunk])
+                await asyncio.sleep(fault.delay)
+            await response.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass  # the client gave up: that is the point
+        return response
 
     def start(self) -> FakeOpenAIServer:
         """Start serving in a daemon thread; returns self once the port is bound."""

@@ -103,8 +103,10 @@ def finalise(
     config: BuildConfig,
     records: tuple[dict[str, list[Record]], list[Reject], list[Notice]],
     extra_stats: dict[str, Any],
+    complete: bool = True,
 ) -> dict[str, Any]:
-    """Write manifest, rejects, stats.json (with `extra_stats` and the notices) and build.json; return the stats."""
+    """Write manifest, rejects, stats.json (with `extra_stats` and the notices) and, when the build is `complete`
+    (not stopped early), build.json; return the stats."""
     by_split, entry_rejects, notices = records
     out = Path(config.out)
     stats = finalize_build(
@@ -117,5 +119,6 @@ def finalise(
             "notices": notice_counts(notices),
         },
     )
-    write_json_atomic(out / BUILD_INFO, build_info(builder, config, by_split, entry_rejects))
+    if complete:
+        write_json_atomic(out / BUILD_INFO, build_info(builder, config, by_split, entry_rejects))
     return stats

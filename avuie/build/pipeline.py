@@ -10,6 +10,10 @@ as a written sample or a reject with a reason (in = written + rejected).
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -54,7 +58,14 @@ def build(
     fingerprint = config.fingerprint()
     jobs = plan_shards(builder.name, by_split, config)
     skipped = 0
-    with ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
+
+    def summary() -> dict[str, Any]:
+        return {"shards_skipped": skipped, "reasoning": engine.stats()}
+
+    interrupted = stats_when_interrupted(
+        lambda why: finalise(builder, config, records, {**summary(), **why}, False)
+    )
+    with interrupted, ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
         for job in jobs:
             job.folder.mkdir(parents=True, exist_ok=True)
             if is_done(job.marker, fingerprint, chunk_digest(job.records)):
@@ -63,4 +74,26 @@ def build(
                 continue
             build_shard(builder, job, config, engine, pool, tick)
         drop_orphans(out, jobs)
-    return finalise(builder, config, records, {"shards_skipped": skipped, "reasoning": engine.stats()})
+    return finalise(builder, config, records, summary())
+
+
+@contextlib.contextmanager
+def stats_when_interrupted(write: Callable[[dict[str, str]], Any]) -> Iterator[None]:
+    """Around the shard loop: SIGTERM raises KeyboardInterrupt (as Ctrl-C does), and when the loop stops early for
+    any reason, `write({"interrupted": why})` writes manifest, rejects and stats.json of the shards finished so
+    far before the exception goes on (a rerun resumes from those shards)."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if main else None
+    try:
+        yield
+    except BaseException as exc:
+        with contextlib.suppress(Exception):  # the original error is the one to report
+            write({"interrupted": f"{type(exc).__name__}: {exc}"})
+        raise
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")

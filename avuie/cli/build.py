@@ -146,7 +146,9 @@ def register(app: typer.Typer) -> None:
         max_attempts: int = typer.Option(
             3, "--max-attempts", help="Model attempts per sample before the template fallback."
         ),
-        timeout: float = typer.Option(60.0, "--timeout", help="Per-request timeout in seconds."),
+        timeout: float = typer.Option(
+            60.0, "--timeout", help="Total seconds per request: connect and the whole reply."
+        ),
         audio_input: bool = typer.Option(
             False, "--audio-input", help="Send the audio as input_audio (endpoints that accept audio)."
         ),

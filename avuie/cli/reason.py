@@ -59,7 +59,9 @@ def register(app: typer.Typer) -> None:
         max_attempts: int = typer.Option(
             3, "--max-attempts", help="Model replies per sample before the fallback."
         ),
-        timeout: float = typer.Option(60.0, "--timeout", help="Per-request timeout in seconds."),
+        timeout: float = typer.Option(
+            60.0, "--timeout", help="Total seconds per request: connect and the whole reply."
+        ),
         audio_input: bool = typer.Option(
             False,
             "--audio-input",
