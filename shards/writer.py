@@ -33,6 +33,8 @@ MANIFEST_COLUMNS: dict[str, pa.DataType] = {
     "audio_seconds": pa.float64(),
     "label": pa.string(),
     "answer": pa.string(),
+    "instruction": pa.string(),
+    "response": pa.string(),
     "reasoning_kind": pa.string(),
     "reasoning_chars": pa.int64(),
     "content_hash": pa.string(),

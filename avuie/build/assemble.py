@@ -158,6 +158,8 @@ def manifest_row(sample: Sample, shard: str, num_bytes: int) -> dict[str, Any]:
         "audio_seconds": sum(m.duration or 0.0 for m in audio),
         "label": _label_summary(sample.target),
         "answer": sample.answer,
+        "instruction": sample.instruction,
+        "response": sample.response,
         "reasoning_kind": sample.reasoning_info.kind,
         "reasoning_chars": len(sample.reasoning),
         "content_hash": sample.content_hash,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from avuie.curate.rewrite import apply_chains, iter_samples, locate, record_rewrite
-from avuie.reasoning.check import CheckSettings, check_human_chain
+from avuie.reasoning.check import CheckResult, CheckSettings, check_human_chain
 from avuie.reasoning.prompts import describe_target
 from avuie.shards.writer import iter_tar_samples
 
@@ -40,6 +40,11 @@ class ApplyReport:
 
 def _sha(text: str) -> str:
     return hashlib.sha1(text.strip().encode()).hexdigest()[:16]
+
+
+def is_edited(row: dict[str, Any]) -> bool:
+    """True when a review row's `reasoning` differs from the chain it was exported with (its `reasoning_sha`)."""
+    return _sha(str(row.get("reasoning") or "").strip()) != row.get("reasoning_sha")
 
 
 def _format(path: Path) -> str:
@@ -74,28 +79,40 @@ def export_review(out: Path, to: Path, everything: bool = False) -> int:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(files[name])
                 paths[group].append(str(target.relative_to(to.parent)))
-        rows.append(
-            {
-                "id": sample["id"],
-                "source": sample["source"],
-                "split": sample["split"],
-                "shard": str(tar.relative_to(out)),
-                "kind": info.get("kind"),
-                "check_outcome": info.get("check_outcome"),
-                "fallback_reason": info.get("fallback_reason"),
-                "attempts": info.get("attempts"),
-                "flagged": bool(info.get("flagged")),
-                "instruction": sample["instruction"],
-                "label": describe_target(sample["target"]),
-                "answer": sample["answer"],
-                **paths,
-                "content_hash": sample["content_hash"],
-                "reasoning_sha": _sha(sample["reasoning"]),
-                "reasoning": sample["reasoning"],
-            }
-        )
+        rows.append(review_row(sample, str(tar.relative_to(out)), paths))
     write_rows(to, rows, fmt)
     return len(rows)
+
+
+def review_row(
+    sample: dict[str, Any], shard: str, paths: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
+    """The review-file row of a sample as it is now (its chain unedited): FIELDS, `shard` relative to OUT,
+    `paths` the extracted {"frames": [...], "audio": [...]} (empty lists when none were extracted)."""
+    info = sample.get("reasoning_info") or {}
+    return {
+        "id": sample["id"],
+        "source": sample["source"],
+        "split": sample["split"],
+        "shard": shard,
+        "kind": info.get("kind"),
+        "check_outcome": info.get("check_outcome"),
+        "fallback_reason": info.get("fallback_reason"),
+        "attempts": info.get("attempts"),
+        "flagged": bool(info.get("flagged")),
+        "instruction": sample["instruction"],
+        "label": describe_target(sample["target"]),
+        "answer": sample["answer"],
+        **(paths or {"frames": [], "audio": []}),
+        "content_hash": sample["content_hash"],
+        "reasoning_sha": _sha(sample["reasoning"]),
+        "reasoning": sample["reasoning"],
+    }
+
+
+def check_edit(text: str, sample: dict[str, Any], settings: CheckSettings = CheckSettings()) -> CheckResult:
+    """Check an edited chain of a sample dict exactly as `apply_review` will; return the CheckResult."""
+    return check_human_chain(str(text or "").strip(), sample, settings)
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]], fmt: str | None = None) -> None:
@@ -142,11 +159,10 @@ def apply_review(out: Path, path: Path, settings: CheckSettings = CheckSettings(
     report = ApplyReport()
     edited = {}
     for row in read_rows(Path(path)):
-        text = str(row["reasoning"] or "").strip()
-        if _sha(text) == row.get("reasoning_sha"):
-            report.unchanged.append(row["id"])
+        if is_edited(row):
+            edited[row["id"]] = (str(row["reasoning"] or "").strip(), row)
         else:
-            edited[row["id"]] = (text, row)
+            report.unchanged.append(row["id"])
     where = locate(out, set(edited))
     current: dict[str, dict[str, Any]] = {}
     for tar in sorted(set(where.values())):
