@@ -71,6 +71,7 @@ class Store:
         described = self.catalog.con.execute("DESCRIBE samples").fetchall()
         columns = {row[0] for row in described}
         self.text_columns = [c for c in TEXT_COLUMNS if c in columns] or ["label", "answer"]
+        self._facets: tuple[tuple, dict] | None = None
 
     def _rel(self, path: Path) -> str:
         rel = Path(path).resolve().relative_to(self.root).as_posix()
@@ -104,14 +105,18 @@ class Store:
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def _page(self, select: str, where: str, params: list, order: str, number: int, size: int) -> Page:
-        """One page of `SELECT {select} FROM {view}{where} ORDER BY {order}`, the number clamped to the last."""
-        view = select.rsplit(" FROM ", 1)[1]
-        total = self.query(f"SELECT count(*) AS n FROM {view}{where}", params)[0]["n"]
-        number = max(0, min(number, max(0, -(-total // size) - 1)))
-        rows = self.query(
-            f"SELECT {select}{where} ORDER BY {order} LIMIT ? OFFSET ?", [*params, size, number * size]
-        )
+        """One page of `SELECT {select}{where} ORDER BY {order}` with the total (one scan: a window count); a
+        page past the end gives the last page."""
+        sql = f"SELECT {select.replace(' FROM ', ', count(*) OVER () AS _total FROM ', 1)}{where} "
+        rows = self.query(sql + f"ORDER BY {order} LIMIT ? OFFSET ?", [*params, size, number * size])
+        if not rows and number > 0:  # past the end: count, then fetch the last page
+            view = select.rsplit(" FROM ", 1)[1]
+            total = self.query(f"SELECT count(*) AS n FROM {view}{where}", params)[0]["n"]
+            number = max(0, -(-total // size) - 1)
+            rows = self.query(sql + f"ORDER BY {order} LIMIT ? OFFSET ?", [*params, size, number * size])
+        total = rows[0]["_total"] if rows else 0
         for row in rows:
+            del row["_total"]
             row["build"] = self.by_dir.get(str(row.pop("build_dir")), "?")
         return Page(rows, total, number, size)
 
@@ -128,8 +133,24 @@ class Store:
         params = [getattr(filters, c) for c in used]
         return self._page("* FROM rejects", where, params, "source, split, reason, id_or_row", number, size)
 
+    def signature(self) -> tuple:
+        """(path, size, mtime) of every manifest and rejects file: changes when a build is rewritten."""
+        found = []
+        for folder in self.builds.values():
+            for name in ("manifest.parquet", "rejects.parquet"):
+                try:
+                    stat = (folder / name).stat()
+                except OSError:
+                    continue
+                found.append((str(folder / name), stat.st_size, stat.st_mtime_ns))
+        return tuple(found)
+
     def facets(self) -> dict[str, list[tuple[str, int]]]:
-        """Return the values of each filter with their counts: {"source": [(name, n), ...], ...}."""
+        """Return the values of each filter with their counts: {"source": [(name, n), ...], ...} (cached until
+        a manifest or rejects file changes)."""
+        signature = self.signature()
+        if self._facets is not None and self._facets[0] == signature:
+            return self._facets[1]
         out = {}
         for name, column, view in (
             ("source", "source", "samples"),
@@ -144,6 +165,7 @@ class Store:
                 [],
             )
             out[name] = [(str(r["v"]), int(r["n"])) for r in rows]
+        self._facets = (signature, out)
         return out
 
     def locate(self, build: str, key: str) -> tuple[Path, Path, dict[str, Any]]:
