@@ -197,3 +197,27 @@ def test_store_pages_stay_in_range(out):
     last = store.samples(Filters(), number=10_000)
     assert last.number == last.pages - 1 and last.rows
     assert store.samples(Filters(source="no such source")).total == 0
+
+
+def test_cli_prints_the_url_with_its_token_and_stops_on_sigterm(out):
+    import signal
+    import subprocess
+    import sys
+
+    code = "from avuie.cli import app; app()"
+    args = [sys.executable, "-c", code, "view", str(out), "--port", "0", "--token", "t0k"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline(), proc.stdout.readline()]
+        assert f"{len(manifest(out)):,} samples in 19 build(s)" in lines[0]
+        url = re.search(r"Open (\S+)", lines[1]).group(1)
+        assert url.endswith("/?token=t0k")
+        assert httpx.get(url, timeout=60).status_code == 200
+        assert httpx.get(url.split("?")[0] + "healthz", timeout=60).status_code == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    bad = subprocess.run(
+        [sys.executable, "-c", code, "view", str(out / "s4" / "shards")], capture_output=True
+    )
+    assert bad.returncode == 2 and b"no build under" in bad.stderr

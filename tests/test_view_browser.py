@@ -118,7 +118,7 @@ def test_filter_overlay_audio_edit_and_apply_in_chromium(driver, tmp_path, tmp_p
         assert isinstance(played, list) and played[0] is False and played[1] > 0, played
         if os.environ.get("AVUIE_VIEW_SCREENSHOT"):  # the whole page, as docs/view_sample.png shows it
             driver.set_window_size(
-                1280, min(driver.execute_script("return document.body.scrollHeight"), 2000)
+                1280, min(driver.execute_script("return document.documentElement.scrollHeight") + 160, 2000)
             )
             driver.save_screenshot(os.environ["AVUIE_VIEW_SCREENSHOT"])
         chain = driver.find_element(By.ID, "chain")

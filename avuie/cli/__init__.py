@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "avuie.cli.reason",  # reason, review
     "avuie.cli.train",  # train, predict
     "avuie.cli.eval",  # eval, transfer
+    "avuie.cli.view",  # view
 )
 
 for _name in COMMAND_MODULES:
