@@ -180,6 +180,15 @@ def test_rejects_table_shows_reason_detail_and_raw_lines(client, out):
     raw = re.search(r'data-src="([^"]+)"', page).group(1)
     lines = client.get(html.unescape(raw)).text
     assert "TODO" in lines and "metadata.csv" in lines
+    other = html.unescape(raw).replace("metadata.csv", "../build.json")
+    assert client.get(other).status_code == 404  # only the files and rows of listed rejects
+
+
+def test_every_demo_sample_page_renders(client, out):
+    for row in manifest(out):
+        page = client.get("/sample", params={"build": row["source"], "key": row["key"]})
+        assert page.status_code == 200 and html.escape(row["id"]) in page.text, row["id"]
+        assert "does not parse" not in page.text  # every demo answer reads back into a target
 
 
 def test_stats_charts_and_data_card_use_relative_paths(client, out):

@@ -131,9 +131,13 @@ class Viewer:
     def raw(self, params) -> str:
         """An HTML fragment: the raw lines of a reject's annotation row."""
         folder = self.store.builds.get(params.get("build", ""))
-        if folder is None:
-            raise LookupError("no such build")
-        note, lines = raw_lines(folder, params.get("file", ""), params.get("row"))
+        known = folder is not None and self.store.query(
+            "SELECT 1 FROM rejects WHERE build_dir = ? AND annotation_file = ? AND annotation_row = ? LIMIT 1",
+            [str(folder), params.get("file", ""), params.get("row", "")],
+        )
+        if not known:
+            raise LookupError("no such rejected entry")  # only the lines of a listed reject are shown
+        note, lines = raw_lines(folder, params["file"], params["row"])
         return esc(note) + "\n" + "\n".join(f"{n:>6}  {esc(text)}" for n, text in lines)
 
     def stats(self) -> str:

@@ -9,8 +9,7 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
-from avuie.schemas import TARGET_TYPES
-from avuie.schemas.tags import AnswerParseError, parse_answer
+from avuie.schemas import TARGET_TYPES, AnswerParseError, parse_answer
 from avuie.view.html import esc, kv_table, link
 
 COLORS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45")
@@ -177,6 +176,12 @@ def media_section(build: str, key: str, sample: dict[str, Any]) -> str:
     return '<section class="media">' + "".join(parts) + "</section>"
 
 
+def json_block(data: dict[str, Any]) -> str:
+    """A dict as JSON with one top-level key a line (compact values)."""
+    lines = ",\n".join(f" {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in data.items())
+    return "{\n" + lines + "\n}"
+
+
 def parsed_target(sample: dict[str, Any]) -> tuple[str, bool | None]:
     """(the answer parsed back into a target, as JSON text; whether it equals the stored target or None when the
     answer does not parse)."""
@@ -190,14 +195,22 @@ def parsed_target(sample: dict[str, Any]) -> tuple[str, bool | None]:
     except (AnswerParseError, ValueError) as error:
         return f"does not parse: {error}", None
     dumped = parsed.model_dump(mode="json")
-    lines = ",\n".join(f" {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in dumped.items())
-    return "{\n" + lines + "\n}", dumped == stored.model_dump(mode="json")
+    return json_block(dumped), dumped == stored.model_dump(mode="json")
 
 
 def text_section(sample: dict[str, Any]) -> str:
     """Instruction, reasoning chain, tagged answer and the target it parses to."""
     parsed, same = parsed_target(sample)
-    verdict = {True: "equals the stored target", False: "differs from the stored target", None: ""}[same]
+    verdict = {
+        True: "equals the stored target",
+        False: "differs from the stored target: the answer's wording rounds or merges it (stored target below)",
+        None: "",
+    }[same]
+    stored = ""
+    if same is False:
+        stored = (
+            f'<h3>Stored target</h3><pre class="stored">{esc(json_block(sample.get("target") or {}))}</pre>'
+        )
     info = sample.get("reasoning_info") or {}
     origin = ", ".join(
         f"{k}: {info[k]}" for k in ("kind", "model", "check_outcome", "fallback_reason") if info.get(k)
@@ -207,8 +220,8 @@ def text_section(sample: dict[str, Any]) -> str:
         f'<pre class="instruction">{esc(sample["instruction"])}</pre>'
         f'<h2>Reasoning <small>{esc(origin)}</small></h2><pre class="reasoning">{esc(sample["reasoning"])}</pre>'
         f'<h2>Answer</h2><pre class="answer">{esc(sample["answer"])}</pre>'
-        f'<h3>Parsed target <small class="{"ok" if same else "bad"}">{esc(verdict)}</small></h3>'
-        f'<pre class="parsed">{esc(parsed)}</pre></section>'
+        f'<h3>Parsed target <small class="{"ok" if same else "bad" if same is None else "differs"}">'
+        f'{esc(verdict)}</small></h3><pre class="parsed">{esc(parsed)}</pre>{stored}</section>'
     )
 
 
