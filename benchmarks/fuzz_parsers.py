@@ -40,22 +40,15 @@ from avuie.eval.reading import read_predictions  # noqa: E402
 from avuie.eval.runner import evaluate  # noqa: E402
 from tests.evalkit import FAMILY, target, write_build  # noqa: E402
 
+try:  # every answer style the parser reads (a single, unnamed style before answer styles existed)
+    from avuie.schemas import STYLES  # noqa: E402
+except ImportError:
+    STYLES = (None,)
+
 NUMBERS = ["0", "-1", "1e400", "-1e400", "nan", "inf", "1" * 5000, "9" * 50, "0.0000001", "1.5", "-0", "1_000",
            "٣", "١٢", "0x10", "1e-400", "00007", "3.", ".5"]  # fmt: skip
-LABELS = [
-    "dog",
-    "Speech",
-    "dog barking",
-    "true",
-    "false",
-    "video 1",
-    "audio 2",
-    "",
-    " ",
-    "a" * 300,
-    "<",
-    "&lt;",
-]
+LABELS = ["dog", "Speech", "dog barking", "true", "false", "video 1", "audio 2", "", " ", "a" * 300, "<", "&lt;",
+          "none", "nothing", "event:", "start_time:", "end_time:", "(", ")", ":"]  # fmt: skip
 
 
 class Findings:
@@ -77,12 +70,14 @@ class Findings:
         entry["count"] += 1
 
 
-def like_targets() -> dict[str, tuple[str, object]]:
-    """One ground-truth target per target kind (source, target), from the eval test kit."""
-    out: dict[str, tuple[str, object]] = {}
+def like_targets() -> dict[str, tuple[str, object, str]]:
+    """Per target kind and answer style, "kind/style": (source, ground-truth target, its rendered answer)."""
+    out: dict[str, tuple[str, object, str]] = {}
     for source in FAMILY:
         t = target(source, 1)
-        out.setdefault(t.kind, (source, t))
+        for style in STYLES:
+            answer = render_answer(t) if style is None else render_answer(t, style, source)
+            out.setdefault(t.kind if style is None else f"{t.kind}/{style}", (source, t, answer))
     return out
 
 
@@ -134,9 +129,11 @@ def mutate(rng: random.Random, text: str) -> str:
     return text
 
 
-def hypothesis_round(found: Findings, kind: str, source: str, like: object, seed: int, slow: float) -> None:
+def hypothesis_round(
+    found: Findings, kind: str, case: tuple[str, object, str], seed: int, slow: float
+) -> None:
     """One hypothesis round (40 generated responses, with and without the right answer around them)."""
-    answer = render_answer(like)
+    source, like, answer = case
 
     @settings(max_examples=40, database=None, deadline=None, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))  # fmt: skip
@@ -155,12 +152,13 @@ def fuzz_answers(found: Findings, deadline: float, seed: int, slow: float) -> No
     round_no = 0
     while time.time() < deadline:
         round_no += 1
-        for kind, (source, like) in likes.items():
+        for kind, case in likes.items():
             if time.time() >= deadline:
                 return
-            hypothesis_round(found, kind, source, like, seed * 100003 + round_no, slow)
+            hypothesis_round(found, kind, case, seed * 100003 + round_no, slow)
+            source, like, answer = case
             for _ in range(40):
-                check_parse(found, kind, source, like, mutate(rng, render_answer(like)), slow)
+                check_parse(found, kind, source, like, mutate(rng, answer), slow)
 
 
 def hostile_lines(rng: random.Random, samples: list, n: int) -> list[bytes]:
