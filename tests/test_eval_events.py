@@ -424,3 +424,33 @@ def test_avvp_empty_modalities_score_as_the_reference_through_the_scorer():
     result = score_task(items[:1], [render_answer(truths[0])])
     assert result["n_unparseable"] == 0 and result["metrics"]["segment"]["visual"] == 1.0
     assert result["primary"]["value"] == 1.0
+
+
+def test_nothing_found_answers_score_as_the_reference_scores_an_empty_prediction():
+    """`<answer>none</answer>` reads as an empty prediction for AVVP and UnAV: AVVP scores each modality as the
+    reference scores empty matrices (1.0 where the truth is empty too), UnAV counts no detection."""
+    from avuie.schemas import NOTHING_ANSWER, AVParsingTarget, DenseEventsTarget
+
+    from avuie.eval.reading import GroundTruth
+    from avuie.eval.runner import score_task
+
+    truth = AVParsingTarget(audio={"Speech": [(0, 4)]})
+    item = GroundTruth(
+        id="avvp/test/0", source="avvp", family="event_localization", split="test", target=truth
+    )
+    result = score_task([item], [f"I hear nothing I can name. {NOTHING_ANSWER}"])
+    assert result["n_unparseable"] == 0
+    empty = np.zeros((25, 10))
+    ref = ref_eval(
+        [((empty, empty), tuple(events_to_matrix(m, LLP_CLASSES) for m in (truth.audio, truth.visual)))]
+    )
+    for level in ("segment", "event"):
+        for key, value in ref[level].items():
+            assert result["metrics"][level][key] == pytest.approx(value, abs=1e-6), (level, key)
+    assert result["metrics"]["segment"]["audio"] == 0.0 and result["metrics"]["segment"]["visual"] == 1.0
+    unav = DenseEventsTarget(events=[{"label": "dog barking", "start": 1.0, "end": 4.0}], duration=10)
+    item = GroundTruth(
+        id="unav/test/0", source="unav", family="event_localization", split="test", target=unav
+    )
+    result = score_task([item], [NOTHING_ANSWER])
+    assert result["n_unparseable"] == 0 and result["primary"]["value"] == 0.0

@@ -325,3 +325,23 @@ def test_score_task_batches_ref_avs_expressions_in_release_order():
     assert result["metrics"]["test_n"]["n_batches"] == 2
     assert s == pytest.approx((0.0 + np.sqrt(share)) / 2)  # e0 alone in the second batch
     assert s != pytest.approx((np.sqrt(share / 4) + 0.0) / 2)  # what id order would give
+
+
+def test_nothing_found_mask_answer_is_an_empty_prediction():
+    """`<answer>none</answer>` on s4 is an empty mask: IoU 0, and the batch still earns the all-foreground F,
+    as the reference scores an empty prediction."""
+    from avuie.schemas import NOTHING_ANSWER, SegmentationTarget
+
+    from avuie.eval.reading import GroundTruth
+    from avuie.eval.runner import score_task
+
+    truth = SegmentationTarget(groups=[_group(0, 0, 9, 9)], frame_size=(40, 20))
+    gt_mask = np.zeros((20, 40), bool)
+    gt_mask[:10, :10] = True
+    items = [GroundTruth(id=f"s4/test/v_f{i}", source="s4", family="segmentation", split="test", target=truth,
+                         masks={"mask_0.png": gt_mask}, native_id=f"v_f{i}") for i in range(2)]  # fmt: skip
+    result = score_task(items, [NOTHING_ANSWER] * 2)
+    assert result["n_unparseable"] == 0 and result["metrics"]["mIoU"] == 0.0
+    videos = [([np.zeros_like(gt_mask)] * 2, [gt_mask] * 2)]
+    assert result["metrics"]["F"] == pytest.approx(ref_avsbench_test(videos)[1], abs=1e-6)
+    assert result["metrics"]["F"] == pytest.approx(full_fscore(gt_mask))

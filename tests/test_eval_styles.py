@@ -19,7 +19,7 @@ def test_crab_style_predictions_score_perfectly_where_the_style_says_everything(
         {"id": s.id, "response": "I look. " + render_answer(s.target, "crab", s.source)} for s in samples
     ]
     preds.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    report = evaluate(preds, root, mask_backend="box")
+    report = evaluate(preds, root, mask_backend="box", meteor="off")  # METEOR: test_eval_runner
     for task, result in report["tasks"].items():
         assert result["n"] == N and result["n_unparseable"] == 0 and result["n_constraint_violations"] == 0, (
             task
