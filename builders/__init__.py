@@ -10,7 +10,7 @@ import pkgutil
 
 from .base import REGISTRY, Builder, BuilderError, Cut, Notice, Record, Reject
 
-_NOT_SOURCES = {"base", "instructions", "common"}
+_NOT_SOURCES = {"base", "instructions"}
 
 
 def load_all() -> dict[str, type[Builder]]:

@@ -148,7 +148,7 @@ class PairBuilder(Builder):
         except KeyError as exc:
             raise BuilderError(f"parameter pair_source: {exc.args[0]}") from None
         by_split: dict[str, list[Record]] = {}
-        for item in pair_source.read(Path(raw)):
+        for item in pair_source.entries(Path(raw)):
             if isinstance(item, Reject):
                 yield item
             else:

@@ -15,7 +15,7 @@ Parameters: `annotations` = `desc` (the original files) or `descs_cap` (the VAST
 split uses `desc_<split>.json` when present, else `descs_cap_<split>.json`.
 Media: the clip's first 10 s, 10 frames, 16 kHz audio with ten 1 s segments.
 Rejects: `malformed_entry` (not an object, no video_id), `empty_caption`, `invalid_caption` (a caption holding
-tags), `duplicate` (a video id twice in one file), `malformed_json` (a whole file).
+tags), `malformed_json` (a whole file); a video id twice in one file is the framework's `duplicate_id`.
 """
 
 from __future__ import annotations
@@ -94,12 +94,11 @@ class AvcapBuilder(Builder):
             except (UnicodeDecodeError, ValueError) as exc:
                 yield Reject(split, fname, "malformed_json", f"{fname}: {exc}", "", fname, None)
                 continue
-            seen: set[str] = set()
             for pos, item in enumerate(data, start=1):
-                yield from self._records(split, fname, pos, item, video_dir, seen)
+                yield from self._records(split, fname, pos, item, video_dir)
 
     def _records(
-        self, split: str, fname: str, pos: int, item: Any, video_dir: Path, seen: set[str]
+        self, split: str, fname: str, pos: int, item: Any, video_dir: Path
     ) -> Iterator[Record | Reject]:
         entry = f"{fname}:{pos}"
 
@@ -110,10 +109,6 @@ class AvcapBuilder(Builder):
         if not vid:
             yield reject("malformed_entry", f"entry {item!r:.80} has no video_id")
             return
-        if vid in seen:
-            yield reject("duplicate", f"video {vid} appears twice in {fname}", vid)
-            return
-        seen.add(vid)
         try:
             texts = captions(item.get("desc"))
         except ValueError as exc:

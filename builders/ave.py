@@ -68,18 +68,15 @@ class AveBuilder(Builder):
             if not path.exists():
                 continue
             found = True
-            seen: set[str] = set()
             for row, line in enumerate(read_text_lines(path), start=1):
                 if not line.strip() or (row == 1 and line.startswith("Category&")):
                     continue
                 entry = f"{fname}:{row}"
-                yield self._record(root, split, entry, fname, row, line, seen)
+                yield self._record(root, split, entry, fname, row, line)
         if not found:
             raise BuilderError(f"{root} has none of {', '.join(SPLIT_FILES.values())}")
 
-    def _record(
-        self, root: Path, split: str, entry: str, fname: str, row: int, line: str, seen: set[str]
-    ) -> Record | Reject:
+    def _record(self, root: Path, split: str, entry: str, fname: str, row: int, line: str) -> Record | Reject:
         def reject(reason: str, detail: str, native_id: str = "") -> Reject:
             return Reject(split, entry, reason, detail, native_id, fname, row)
 
@@ -92,9 +89,6 @@ class AveBuilder(Builder):
         except ValueError as exc:
             return reject("unknown_class", str(exc))
         native_id = f"{vid}_{slug(label)}"
-        if native_id in seen:
-            return reject("duplicate", f"video {vid} with {label!r} appears twice in {fname}", native_id)
-        seen.add(native_id)
         try:
             target = SingleEventTarget(label=label, start=start, end=end, duration=CLIP_SECONDS)
         except ValueError as exc:

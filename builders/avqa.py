@@ -25,8 +25,8 @@ with ten 2 s windows, one every 6 s (0-2, 6-8, ..., 54-56), as Crab+ feeds its m
 
 Rejects: `malformed_entry` (not an object, a missing key, a `type`/`templ_values` that is not JSON),
 `template_mismatch` (placeholders and values differ in number), `question_deleted`, `unknown_answer`,
-`duplicate_question_id` (the original `json/` files repeat 27 val and 55 test ids, with conflicting answers:
-the first occurrence is kept), `malformed_json` (a whole file).
+`malformed_json` (a whole file). The original `json/` files repeat 27 val and 55 test question ids, with
+conflicting answers: the framework keeps the first occurrence and rejects the others as `duplicate_id`.
 
 Parameters: `annotations` = `json_update` (default) or `json`. With the default and no `data/json_update/`
 folder, `data/json/` is used.
@@ -156,13 +156,10 @@ class AvqaBuilder(Builder):
             except ValueError as exc:
                 yield Reject(split, fname, "malformed_json", str(exc), "", fname, None)
                 continue
-            seen: set[str] = set()
             for pos, item in enumerate(entries, start=1):
-                yield self._record(split, fname, pos, item, videos, seen)
+                yield self._record(split, fname, pos, item, videos)
 
-    def _record(
-        self, split: str, fname: str, pos: int, item: Any, videos: VideoIndex, seen: set[str]
-    ) -> Record | Reject:
+    def _record(self, split: str, fname: str, pos: int, item: Any, videos: VideoIndex) -> Record | Reject:
         entry = f"{fname}:{pos}"
 
         def reject(reason: str, detail: str, native_id: str = "") -> Reject:
@@ -191,9 +188,6 @@ class AvqaBuilder(Builder):
             answer = canonical("avqa", str(answer_raw))
         except ValueError as exc:
             return reject("unknown_answer", str(exc), native_id)
-        if native_id in seen:
-            return reject("duplicate_question_id", f"question id {qid} repeats in {fname}", native_id)
-        seen.add(native_id)
         try:
             target = OpenQATarget(question=question, answer=answer, question_type="/".join(qtype))
         except ValueError as exc:

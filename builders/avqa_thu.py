@@ -19,7 +19,7 @@ n the 1-based position in the file, when the entry has no `id`). Options are lis
 1 s segments.
 
 Rejects: `malformed_entry` (missing or mistyped key), `bad_options` (not 4 distinct non-empty strings),
-`answer_out_of_range`, `duplicate` (an id seen twice), `malformed_json` (a whole file).
+`answer_out_of_range`, `malformed_json` (a whole file); an id seen twice is the framework's `duplicate_id`.
 No builder parameters.
 """
 
@@ -120,12 +120,11 @@ class AvqaThuBuilder(Builder):
             except ValueError as exc:
                 yield Reject(split, fname, "malformed_json", str(exc), "", fname, None)
                 continue
-            seen: set[str] = set()
             for pos, (key, item) in enumerate(entries, start=1):
-                yield self._record(split, fname, pos, key, item, video_dir, seen)
+                yield self._record(split, fname, pos, key, item, video_dir)
 
     def _record(
-        self, split: str, fname: str, pos: int, key: str | None, item: Any, video_dir: Path, seen: set[str]
+        self, split: str, fname: str, pos: int, key: str | None, item: Any, video_dir: Path
     ) -> Record | Reject:
         entry = f"{fname}:{pos}"
 
@@ -144,9 +143,6 @@ class AvqaThuBuilder(Builder):
         except ValueError as exc:
             reason, _, detail = str(exc).partition(": ")
             return reject(reason, detail, native_id)
-        if native_id in seen:
-            return reject("duplicate", f"question {qid} of {name} appears twice in {fname}", native_id)
-        seen.add(native_id)
         try:
             target = MultipleChoiceTarget(
                 question=question, options=options, answer_index=answer, question_type=qtype

@@ -152,9 +152,9 @@ class AvvpBuilder(Builder):
             path = data / fname
             if not path.exists():
                 continue
-            seen: set[str] = set()
+            reported: set[str] = set()  # videos whose bad dense rows were already rejected
             for row, fields in tsv_rows(path):
-                yield from self._entry(split, fname, row, fields, video_dir, dense, seen)
+                yield from self._entry(split, fname, row, fields, video_dir, dense, reported)
 
     def _entry(
         self,
@@ -164,7 +164,7 @@ class AvvpBuilder(Builder):
         fields: list[str],
         video_dir: Path,
         dense: dict[str, dict[str, list[DenseRow]]],
-        seen: set[str],
+        reported: set[str],
     ) -> Iterator[Record | Reject]:
         """The record of one split-list row, preceded by the rejects of its bad dense rows."""
         entry = f"{fname}:{row}"
@@ -181,10 +181,6 @@ class AvvpBuilder(Builder):
         except ValueError as exc:
             yield reject("malformed_row", str(exc))
             return
-        if filename in seen:
-            yield reject("duplicate", f"{filename} appears twice in {fname}", filename)
-            return
-        seen.add(filename)
         context: dict[str, object] = {"video_id": ytid, "filename": filename}
         if split == "train":
             raw_labels = [x.strip() for x in labels_text.split(",") if x.strip()]
@@ -209,8 +205,10 @@ class AvvpBuilder(Builder):
             for modality, rows in (("audio", audio_rows), ("visual", visual_rows)):
                 efile = EVAL_FILES[modality]
                 events[modality], bad = dense_events(rows, efile)
-                for n, reason, detail in bad:
-                    yield Reject(split, f"{efile}:{n}", reason, f"{filename}: {detail}", "", efile, n)
+                if filename not in reported:  # a video listed twice reports its bad eval rows once
+                    for n, reason, detail in bad:
+                        yield Reject(split, f"{efile}:{n}", reason, f"{filename}: {detail}", "", efile, n)
+            reported.add(filename)
             target_kw = {**events, "weak": False}
         try:
             target = AVParsingTarget(duration=CLIP_SECONDS, **target_kw)

@@ -177,6 +177,31 @@ class Builder:
         """Yield the records, rejects (and notices) of the raw root, entry by entry."""
         raise NotImplementedError
 
+    def entries(self, raw: Path) -> Iterator[Record | Reject | Notice]:
+        """`read(raw)` as a build sees it: ids are unique per split.
+
+        A record whose (split, native_id) an earlier record already had becomes a `duplicate_id` reject (the
+        first one is built), so a builder never writes two samples under one id or tar key.
+        """
+        first: dict[tuple[str, str], str] = {}
+        for item in self.read(raw):
+            if isinstance(item, Record):
+                key = (item.split, item.native_id)
+                if key in first:
+                    detail = f"{item.native_id} was already read from {first[key]}"
+                    yield Reject(
+                        item.split,
+                        item.entry,
+                        "duplicate_id",
+                        detail,
+                        item.native_id,
+                        item.annotation_file,
+                        item.annotation_row,
+                    )
+                    continue
+                first[key] = item.entry
+            yield item
+
     def make_target(self, record: Record, cut: Cut) -> Any:
         """The record's target once its media are cut (default: the target read from the annotation).
 
@@ -216,15 +241,6 @@ def error_text(exc: Exception) -> str:
         except Exception:  # noqa: BLE001 - fall back to the plain text
             pass
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-def find_file(raw: Path, *candidates: str) -> Path:
-    """The first existing `raw/candidate`; BuilderError naming all candidates when none exists."""
-    for c in candidates:
-        p = raw / c
-        if p.exists():
-            return p
-    raise BuilderError(f"none of {', '.join(candidates)} found under {raw}")
 
 
 def read_text_lines(path: Path) -> list[str]:

@@ -101,7 +101,6 @@ class CremadBuilder(Builder):
             _actor_set(self.params, "test_actors"),
         )
         fname, names = clip_list(raw)
-        seen: set[str] = set()
         for row, name in names:
             entry = f"{fname}:{row}"
             try:
@@ -111,10 +110,6 @@ class CremadBuilder(Builder):
                 yield Reject(guess, entry, "malformed_name", str(exc), "", fname, row)
                 continue
             split = actor_split(actor, val_actors, test_actors)
-            if name in seen:
-                yield Reject(split, entry, "duplicate", f"{name} is listed twice", name, fname, row)
-                continue
-            seen.add(name)
             if code not in CREMAD_CODES:
                 detail = f"emotion code {code!r} is not one of {', '.join(CREMAD_CODES)}"
                 yield Reject(split, entry, "unknown_class", detail, name, fname, row)

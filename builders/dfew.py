@@ -73,19 +73,16 @@ class DfewBuilder(Builder):
                 continue
             found = True
             fname = str(path.relative_to(root))
-            seen: set[str] = set()
             for row, line in enumerate(read_text_lines(path), start=1):
                 if not line.strip():
                     continue
                 if row == 1 and HEADER_WORDS & {f.strip().lower() for f in line.split(",")}:
                     continue  # the header line (video_name,label)
-                yield self._row(split, fname, row, line, clips, seen)
+                yield self._row(split, fname, row, line, clips)
         if not found:
             raise BuilderError(f"{root} has no train or test list for fold {fold}")
 
-    def _row(
-        self, split: str, fname: str, row: int, line: str, clips: Path, seen: set[str]
-    ) -> Record | Reject:
+    def _row(self, split: str, fname: str, row: int, line: str, clips: Path) -> Record | Reject:
         entry = f"{fname}:{row}"
         parts = [p.strip() for p in line.split(",")]
         if len(parts) < 2 or not parts[0]:
@@ -103,9 +100,6 @@ class DfewBuilder(Builder):
         if not 1 <= int(label) <= len(DFEW_EMOTIONS):
             detail = f"label {label} is not one of 1-{len(DFEW_EMOTIONS)}"
             return Reject(split, entry, "unknown_class", detail, native_id, fname, row)
-        if native_id in seen:
-            return Reject(split, entry, "duplicate", f"{native_id} is listed twice", native_id, fname, row)
-        seen.add(native_id)
         return clip_record(
             self.name,
             self.family,

@@ -99,7 +99,6 @@ class KsBuilder(Builder):
         """Yield one record per CSV row whose label is in the class list."""
         raw = Path(raw)
         wanted = wanted_classes(list_param(self.params, "classes", KINETICS_SOUNDS_DEFAULT))
-        seen: dict[str, set[str]] = {}
         folders: dict[tuple[Path, str], list[Path]] = {}
         labelled = 0
         for path in annotation_files(raw):
@@ -120,12 +119,12 @@ class KsBuilder(Builder):
                 key = (path, split)
                 if key not in folders:
                     folders[key] = split_folders(bases, split)
-                yield self._row(split, path.name, row, fields, folders[key], seen.setdefault(split, set()))
+                yield self._row(split, path.name, row, fields, folders[key])
         if not labelled:
             raise BuilderError(f"{raw}: no Kinetics CSV has the columns {','.join(REQUIRED)}")
 
     def _row(
-        self, split: str, fname: str, row: int, fields: dict[str, str], folders: list[Path], seen: set[str]
+        self, split: str, fname: str, row: int, fields: dict[str, str], folders: list[Path]
     ) -> Record | Reject:
         entry = f"{fname}:{row}"
         ytid, label = fields["youtube_id"].strip(), " ".join(fields["label"].replace('"', "").split())
@@ -140,9 +139,6 @@ class KsBuilder(Builder):
         if not 0 <= start < end:
             detail = f"time_end {end:g} is not after time_start {start:g}"
             return Reject(split, entry, "invalid_span", detail, native_id, fname, row)
-        if native_id in seen:
-            return Reject(split, entry, "duplicate", f"{native_id} appears twice", native_id, fname, row)
-        seen.add(native_id)
         return clip_record(
             self.name,
             self.family,

@@ -67,16 +67,13 @@ class MafwBuilder(Builder):
                 continue
             found = True
             fname = f"set_{fold}/{split}.txt"
-            seen: set[str] = set()
             for row, line in enumerate(read_text_lines(path), start=1):
                 if line.strip():
-                    yield self._row(split, fname, row, line, clips, seen)
+                    yield self._row(split, fname, row, line, clips)
         if not found:
             raise BuilderError(f"{lists} has neither train.txt nor test.txt")
 
-    def _row(
-        self, split: str, fname: str, row: int, line: str, clips: Path, seen: set[str]
-    ) -> Record | Reject:
+    def _row(self, split: str, fname: str, row: int, line: str, clips: Path) -> Record | Reject:
         entry = f"{fname}:{row}"
         parts = line.split()
         if len(parts) != 2:
@@ -84,9 +81,6 @@ class MafwBuilder(Builder):
             return Reject(split, entry, "malformed_row", detail, "", fname, row)
         clip, label = parts
         native_id = clip.rsplit(".", 1)[0] if "." in clip else clip
-        if native_id in seen:
-            return Reject(split, entry, "duplicate", f"{clip} is listed twice", native_id, fname, row)
-        seen.add(native_id)
         video = clips / (clip if "." in clip else f"{clip}.mp4")
         return clip_record(
             self.name,

@@ -76,24 +76,16 @@ class MeldBuilder(Builder):
                 )
                 continue
             clips = clip_folder(root, raw, folder, split_dir)
-            seen: set[str] = set()
             for row, fields in rows:
-                yield self._row(split, fname, row, fields, clips, seen)
+                yield self._row(split, fname, row, fields, clips)
 
-    def _row(
-        self, split: str, fname: str, row: int, fields: dict[str, str], clips: Path, seen: set[str]
-    ) -> Record | Reject:
+    def _row(self, split: str, fname: str, row: int, fields: dict[str, str], clips: Path) -> Record | Reject:
         entry = f"{fname}:{row}"
         dia, utt = fields["Dialogue_ID"].strip(), fields["Utterance_ID"].strip()
         if not (dia.isdigit() and utt.isdigit()):
             detail = f"Dialogue_ID/Utterance_ID {dia!r}/{utt!r} are not integers"
             return Reject(split, entry, "malformed_row", detail, "", fname, row)
         native_id = f"dia{int(dia)}_utt{int(utt)}"
-        if native_id in seen:
-            return Reject(
-                split, entry, "duplicate", f"{native_id} appears twice in {fname}", native_id, fname, row
-            )
-        seen.add(native_id)
         utterance = " ".join(fields["Utterance"].split())
         if not utterance:
             return Reject(split, entry, "malformed_row", "empty utterance", native_id, fname, row)

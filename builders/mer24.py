@@ -80,16 +80,11 @@ class Mer24Builder(Builder):
         else:
             fname, rows = "label-6way.npz", read_label_npz(root / "label-6way.npz")
         clips = first_dir(root / "train", root / "video")
-        seen: set[str] = set()
         for row, name, label in rows:
             entry = f"{fname}:{row}"
             if not name:
                 yield Reject("train", entry, "malformed_row", "empty name", "", fname, row)
                 continue
-            if name in seen:
-                yield Reject("train", entry, "duplicate", f"{name} is listed twice", name, fname, row)
-                continue
-            seen.add(name)
             if not label:
                 yield Reject("train", entry, "malformed_row", "empty discrete label", name, fname, row)
                 continue

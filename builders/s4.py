@@ -290,15 +290,10 @@ class AvsBenchBuilder(Builder):
                 f"{raw} holds no AVSBench release for {self.name} (expected metadata.csv with uid,label,split of "
                 f"AVSBench-semantic, or {self.object_meta} of AVSBench-object)"
             )
-        seen: set[str] = set()
         for item in rows:
             if isinstance(item, Reject):
                 yield item
-            elif item.uid in seen:
-                detail = f"clip {item.uid} is listed twice"
-                yield Reject(item.split, item.entry, "duplicate_uid", detail, item.uid, item.file, item.row)
             else:
-                seen.add(item.uid)
                 yield from self.clip_records(item)
 
     # -- annotation files --

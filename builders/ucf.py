@@ -71,10 +71,9 @@ class UcfBuilder(Builder):
             if not path.exists():
                 continue
             found = True
-            seen: set[str] = set()
             for row, line in enumerate(read_text_lines(path), start=1):
                 if line.strip():
-                    yield self._row(split, fname, row, line, classes, by_name, videos, seen)
+                    yield self._row(split, fname, row, line, classes, by_name, videos)
         if not found:
             raise BuilderError(f"{lists} has neither trainlist{fold:02d}.txt nor testlist{fold:02d}.txt")
 
@@ -87,7 +86,6 @@ class UcfBuilder(Builder):
         classes: dict[int, str],
         by_name: dict[str, str],
         videos: Path,
-        seen: set[str],
     ) -> Record | Reject:
         entry = f"{fname}:{row}"
 
@@ -109,9 +107,6 @@ class UcfBuilder(Builder):
             if classes[int(parts[1])] != class_name:
                 detail = f"index {parts[1]} is {classes[int(parts[1])]!r} but the folder is {folder!r}"
                 return reject("label_mismatch", detail, native_id)
-        if native_id in seen:
-            return reject("duplicate", f"{rel} is listed twice in {fname}", native_id)
-        seen.add(native_id)
         return clip_record(
             self.name,
             self.family,

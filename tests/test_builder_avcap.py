@@ -18,7 +18,7 @@ from tests.buildkit import assert_build_ok, build_source, scan_counts
 def test_real_vast_test_file_scans_to_3491(real_root: Path) -> None:
     report = scan("avcap", real_root / "valor32k")
     assert {s: (v["records"], v["rejected"]) for s, v in report["splits"].items()} == {"test": (3491, 0)}
-    records = [r for r in get_builder("avcap").read(real_root / "valor32k") if isinstance(r, Record)]
+    records = [r for r in get_builder("avcap").entries(real_root / "valor32k") if isinstance(r, Record)]
     by_id = {r.native_id: r for r in records}
     first = by_id["CEfOX4fYlsY_20.000_30.000"]
     assert first.target.caption.startswith("In one room, a yellow bird leaped over the fence.")
@@ -51,16 +51,16 @@ def test_annotations_parameter_picks_one_variant(tmp_path: Path) -> None:
     assert set(scan_counts("avcap", raw, annotations="descs_cap")) == {"test"}
     assert set(scan_counts("avcap", raw, annotations="desc")) == {"train", "val"}
     with pytest.raises(BuilderError, match="annotations must be one of"):
-        list(get_builder("avcap", annotations="vast").read(raw))
+        list(get_builder("avcap", annotations="vast").entries(raw))
     with pytest.raises(BuilderError, match="no VALOR-32K annotations"):
-        list(get_builder("avcap").read(tmp_path))
+        list(get_builder("avcap").entries(tmp_path))
 
 
 def test_caption_lists_give_one_sample_per_caption(tmp_path: Path) -> None:
     (tmp_path / "annotations").mkdir()
     entry = {"video_id": "abc_0.000_10.000", "desc": ["A dog barks.", "A puppy yelps at a ball."]}
     (tmp_path / "annotations" / "desc_val.json").write_text(json.dumps([entry]))
-    records = list(get_builder("avcap").read(tmp_path))
+    records = list(get_builder("avcap").entries(tmp_path))
     assert [r.native_id for r in records] == ["abc_0.000_10.000_0", "abc_0.000_10.000_1"]
     assert scan_counts("avcap", tmp_path)["val"]["records"] == 1  # one annotation entry
 
@@ -92,7 +92,7 @@ def test_bad_entries_end_as_rejects_with_reasons(tmp_path: Path) -> None:
         ("train", "4", "empty_caption"),
         ("train", "5", "invalid_caption"),
         ("train", "6", "malformed_entry"),
-        ("train", "7", "duplicate"),
+        ("train", "7", "duplicate_id"),
         ("train", "8", "missing_file"),
     ]
     assert stats["splits"]["train"] == {**stats["splits"]["train"], "in": 8, "written": 1, "rejected": 7}

@@ -27,11 +27,11 @@ def test_real_original_json_rejects_its_repeated_question_ids(real_root: Path) -
     report = scan("avqa", real_root / "music_avqa", {"annotations": "json"})
     counts = {s: (v["records"], v["rejected"]) for s, v in report["splits"].items()}
     assert counts == {"val": (4568, 27), "test": (9130, 55)}
-    assert report["reject_reasons"] == {"duplicate_question_id": 82}
+    assert report["reject_reasons"] == {"duplicate_id": 82}
 
 
 def test_real_questions_are_filled_and_typed(real_root: Path) -> None:
-    records = [r for r in get_builder("avqa").read(real_root / "music_avqa") if isinstance(r, Record)]
+    records = [r for r in get_builder("avqa").entries(real_root / "music_avqa") if isinstance(r, Record)]
     by_id = {(r.split, r.native_id): r for r in records}
     t = by_id[("val", "00000108_q10")].target
     assert t.question == "Is the guzheng louder than the piano?" and t.answer == "yes"
@@ -74,9 +74,9 @@ def test_annotations_parameter_selects_the_original_files(tmp_path: Path) -> Non
     counts = scan_counts("avqa", raw, annotations="json")
     assert counts == {"val": {"records": 2, "rejected": 1, "media_missing": 0}}
     with pytest.raises(BuilderError, match="annotations must be one of"):
-        list(get_builder("avqa", annotations="json_v9").read(raw))
+        list(get_builder("avqa", annotations="json_v9").entries(raw))
     with pytest.raises(BuilderError, match="no MUSIC-AVQA release"):
-        list(get_builder("avqa").read(tmp_path))
+        list(get_builder("avqa").entries(tmp_path))
 
 
 def test_bad_entries_end_as_rejects_with_reasons(tmp_path: Path) -> None:
@@ -113,7 +113,7 @@ def test_bad_entries_end_as_rejects_with_reasons(tmp_path: Path) -> None:
         ("val", "4", "template_mismatch"),
         ("val", "5", "unknown_answer"),
         ("val", "6", "question_deleted"),
-        ("val", "7", "duplicate_question_id"),
+        ("val", "7", "duplicate_id"),
         ("val", "8", "malformed_entry"),
         ("val", "9", "missing_file"),
     ]

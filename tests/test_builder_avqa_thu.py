@@ -42,13 +42,13 @@ def test_question_files_in_data_and_keyed_by_id(tmp_path: Path) -> None:
     (raw / "data").mkdir(parents=True)
     q = _qa(7, "abcdefghijk_000010", 1, "Why", "Why?", ["a", "b", "c", "d"], "2")
     (raw / "data" / "val_qa.json").write_text(json.dumps({"7": {k: v for k, v in q.items() if k != "id"}}))
-    (rec,) = list(get_builder("avqa_thu").read(raw))
+    (rec,) = list(get_builder("avqa_thu").entries(raw))
     assert (
         isinstance(rec, Record) and rec.native_id == "abcdefghijk_000010_7" and rec.target.answer_index == 2
     )
     assert rec.media[0].path == raw / "data" / "video" / "abcdefghijk_000010.mp4"
     with pytest.raises(BuilderError, match="no AVQA release"):
-        list(get_builder("avqa_thu").read(tmp_path / "nothing"))
+        list(get_builder("avqa_thu").entries(tmp_path / "nothing"))
 
 
 def test_bad_questions_end_as_rejects_with_reasons(tmp_path: Path) -> None:
@@ -83,7 +83,7 @@ def test_bad_questions_end_as_rejects_with_reasons(tmp_path: Path) -> None:
         ("train", "5", "bad_options"),
         ("train", "6", "answer_out_of_range"),
         ("train", "7", "malformed_entry"),
-        ("train", "8", "duplicate"),
+        ("train", "8", "duplicate_id"),
         ("train", "9", "missing_file"),
         ("val", "", "malformed_json"),
     ]

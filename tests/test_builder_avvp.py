@@ -27,7 +27,7 @@ def test_real_csvs_scan_to_the_official_counts(real_root: Path) -> None:
 
 
 def test_real_rows_give_weak_and_dense_targets(real_root: Path) -> None:
-    items = list(get_builder("avvp").read(real_root / "llp"))
+    items = list(get_builder("avvp").entries(real_root / "llp"))
     records = {r.native_id: r for r in items if isinstance(r, Record)}
     weak = records["BjCEufrlXm4_20_30"].target
     assert weak.weak and weak.audio == {"Dog": [(0, 10)], "Speech": [(0, 10)]} and weak.visual == weak.audio
@@ -107,7 +107,7 @@ def test_bad_rows_end_as_rejects_with_reasons(tmp_path: Path) -> None:
     rejects = pq.read_table(tmp_path / "out" / "rejects.parquet").to_pylist()
     got = sorted((r["split"], r["reason"], r["id_or_row"]) for r in rejects)
     assert got == [
-        ("train", "duplicate", "avvp/train/goodclip001_0_10"),
+        ("train", "duplicate_id", "avvp/train/goodclip001_0_10"),
         ("train", "malformed_row", "AVVP_train.csv:3"),
         ("train", "malformed_row", "AVVP_train.csv:5"),
         ("train", "missing_file", "avvp/train/missingclip_0_10"),
@@ -124,4 +124,4 @@ def test_bad_rows_end_as_rejects_with_reasons(tmp_path: Path) -> None:
 
 def test_no_release_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(BuilderError, match="no LLP release"):
-        list(get_builder("avvp").read(tmp_path))
+        list(get_builder("avvp").entries(tmp_path))

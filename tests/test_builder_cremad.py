@@ -19,7 +19,7 @@ def test_real_listing_scans_to_7442_clips_in_actor_disjoint_splits(real_root: Pa
     assert sum(c["records"] for c in counts.values()) == 7442
     assert all(c["rejected"] == 0 and c["media_missing"] == c["records"] for c in counts.values())
     assert {s: c["records"] for s, c in counts.items()} == {"train": 5978, "val": 726, "test": 738}
-    records = [r for r in get_builder("cremad").read(real_root / "crema_d") if isinstance(r, Record)]
+    records = [r for r in get_builder("cremad").entries(real_root / "crema_d") if isinstance(r, Record)]
     actors: dict[str, set[int]] = {}
     for r in records:
         actors.setdefault(r.split, set()).add(r.context["actor"])
@@ -39,7 +39,7 @@ def test_real_listing_scans_to_7442_clips_in_actor_disjoint_splits(real_root: Pa
 
 
 def test_label_and_media_come_from_the_file_name(real_root: Path) -> None:
-    first = next(r for r in get_builder("cremad").read(real_root / "crema_d") if isinstance(r, Record))
+    first = next(r for r in get_builder("cremad").entries(real_root / "crema_d") if isinstance(r, Record))
     assert first.native_id == "1001_IEO_NEU_XX" and first.split == "train"
     assert first.target.label == "neutral" and first.target.original_label == "NEU"
     video, audio = first.media
@@ -60,7 +60,7 @@ def test_override_lists_move_actors(real_root: Path) -> None:
     counts = scan_counts("cremad", real_root / "crema_d", val_actors=[1001, 1002], test_actors="1003")
     assert {s: c["records"] for s, c in counts.items()} == {"train": 7197, "val": 163, "test": 82}
     with pytest.raises(BuilderError, match="actor ids"):
-        list(get_builder("cremad", test_actors="abc").read(real_root / "crema_d"))
+        list(get_builder("cremad", test_actors="abc").entries(real_root / "crema_d"))
 
 
 def test_bundled_sample_builds_and_reads_back(tmp_path: Path) -> None:
@@ -83,7 +83,7 @@ def test_listing_from_the_media_folders_and_bad_names(tmp_path: Path) -> None:
     for name in ("1001_IEO_NEU_XX", "1001_IEO_XYZ_XX", "1001_ABC_ANG_HI", "0999_IEO_ANG_HI", "1001_IEO_ANG"):
         (raw / "AudioWAV").mkdir(parents=True, exist_ok=True)
         (raw / "AudioWAV" / f"{name}.wav").write_bytes(b"")
-    reasons = Counter(getattr(x, "reason", "ok") for x in get_builder("cremad").read(raw))
+    reasons = Counter(getattr(x, "reason", "ok") for x in get_builder("cremad").entries(raw))
     assert reasons == {"ok": 1, "unknown_class": 1, "malformed_name": 3}
 
 
@@ -101,7 +101,7 @@ def test_bad_rows_end_as_rejects_with_reasons(tmp_path: Path) -> None:
     rejects = pq.read_table(tmp_path / "out" / "rejects.parquet").to_pylist()
     got = sorted((r["reason"], r["id_or_row"]) for r in rejects if r["reason"] != "corrupt_media")
     assert got == [
-        ("duplicate", "cremad/train/1001_IEO_ANG_HI"),
+        ("duplicate_id", "cremad/train/1001_IEO_ANG_HI"),
         ("malformed_name", "SentenceFilenames.csv:3"),
         ("missing_file", "cremad/train/1002_TIE_SAD_LO"),
         ("unknown_class", "cremad/train/1001_IEO_ZZZ_HI"),
@@ -115,4 +115,4 @@ def test_bad_rows_end_as_rejects_with_reasons(tmp_path: Path) -> None:
 
 def test_no_release_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(BuilderError, match="no CREMA-D release"):
-        list(get_builder("cremad").read(tmp_path))
+        list(get_builder("cremad").entries(tmp_path))

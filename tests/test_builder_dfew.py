@@ -26,7 +26,7 @@ def test_lists_labels_and_clip_lookup(tmp_path: Path) -> None:
     _split_csv(tmp_path, "test", 2, ["16372,3"], header="")  # no header line
     make_video(tmp_path / "Clip" / "clip_224x224" / "00017.avi", duration=2.0, size=(64, 48), fps=10)
     (tmp_path / "Clip" / "clip_224x224" / "00001.mp4").write_bytes(b"")
-    records = [r for r in get_builder("dfew", fold=2).read(tmp_path) if isinstance(r, Record)]
+    records = [r for r in get_builder("dfew", fold=2).entries(tmp_path) if isinstance(r, Record)]
     assert [(r.split, r.native_id, r.target.label, r.target.original_label) for r in records] == [
         ("train", "00001", "happy", "1"),
         ("train", "00017", "angry", "4"),
@@ -59,14 +59,14 @@ def test_bundled_sample_builds_and_reads_back(tmp_path: Path) -> None:
 def test_bad_rows_end_as_rejects_with_reasons(tmp_path: Path) -> None:
     _split_csv(tmp_path, "train", 1, ["1,1", "2,0", "3,9", "4,happy", "5", "1,1", "6,2"])
     make_video(tmp_path / "Clip" / "original" / "00001.mp4", duration=2.0, size=(64, 48), fps=10)
-    reasons = Counter(getattr(x, "reason", "ok") for x in get_builder("dfew").read(tmp_path))
-    assert reasons == {"ok": 2, "not_single_label": 1, "unknown_class": 1, "malformed_row": 2, "duplicate": 1}
+    reasons = Counter(getattr(x, "reason", "ok") for x in get_builder("dfew").entries(tmp_path))
+    assert reasons == {"ok": 2, "not_single_label": 1, "unknown_class": 1, "malformed_row": 2, "duplicate_id": 1}
     stats = build_source("dfew", tmp_path / "out", raw=tmp_path)
     assert_build_ok(tmp_path / "out", stats)
     rejects = pq.read_table(tmp_path / "out" / "rejects.parquet").to_pylist()
     file = "EmoLabel_DataSplit/train(single-labeled)/set_1.csv"
     assert sorted((r["reason"], r["id_or_row"]) for r in rejects) == [
-        ("duplicate", "dfew/train/00001"),
+        ("duplicate_id", "dfew/train/00001"),
         ("malformed_row", f"{file}:6"),
         ("malformed_row", "dfew/train/00004"),
         ("missing_file", "dfew/train/00006"),
@@ -78,7 +78,7 @@ def test_bad_rows_end_as_rejects_with_reasons(tmp_path: Path) -> None:
 
 def test_no_release_and_bad_fold_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(BuilderError, match="no DFEW split lists"):
-        list(get_builder("dfew").read(tmp_path))
+        list(get_builder("dfew").entries(tmp_path))
     _split_csv(tmp_path, "train", 1, ["1,1"])
     with pytest.raises(BuilderError, match="fold=.first. is not an integer"):
-        list(get_builder("dfew", fold="first").read(tmp_path))
+        list(get_builder("dfew", fold="first").entries(tmp_path))

@@ -17,7 +17,7 @@ HEADER = "label,youtube_id,time_start,time_end,split,is_cc"
 
 
 def _records(raw: Path, **params) -> list:
-    return list(get_builder("ks", **params).read(raw))
+    return list(get_builder("ks", **params).entries(raw))
 
 
 def test_default_class_list_matches_kinetics_400_spellings(tmp_path: Path) -> None:
@@ -98,12 +98,12 @@ def test_bad_rows_end_as_rejects_with_reasons(tmp_path: Path) -> None:
     make_video(tmp_path / "train" / "playing violin" / "goodclip0001_000000_000010.mp4", duration=10.0,
                size=(64, 48), fps=5)  # fmt: skip
     reasons = Counter(getattr(x, "reason", "ok") for x in _records(tmp_path))
-    assert reasons == {"ok": 2, "malformed_row": 1, "invalid_span": 1, "unknown_split": 1, "duplicate": 1}
+    assert reasons == {"ok": 2, "malformed_row": 1, "invalid_span": 1, "unknown_split": 1, "duplicate_id": 1}
     stats = build_source("ks", tmp_path / "out", raw=tmp_path)
     assert_build_ok(tmp_path / "out", stats)
     rejects = pq.read_table(tmp_path / "out" / "rejects.parquet").to_pylist()
     assert sorted((r["reason"], r["id_or_row"]) for r in rejects) == [
-        ("duplicate", "ks/train/goodclip0001_000000_000010"),
+        ("duplicate_id", "ks/train/goodclip0001_000000_000010"),
         ("invalid_span", "ks/train/backwards001_000020_000010"),
         ("malformed_row", "kinetics_train.csv:2"),
         ("missing_file", "ks/train/missingclip1_000000_000010"),

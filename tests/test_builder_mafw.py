@@ -28,7 +28,7 @@ def test_fold_parameter_picks_the_lists(tmp_path: Path) -> None:
         tmp_path, 3, ["00003.mp4 neutral"], ["00001.mp4 anger", "00002.mp4 11"]
     )  # index 11: disappointment
     assert {s: c["records"] for s, c in scan_counts("mafw", tmp_path).items()} == {"train": 2, "test": 1}
-    records = [r for r in get_builder("mafw", fold=3).read(tmp_path) if isinstance(r, Record)]
+    records = [r for r in get_builder("mafw", fold=3).entries(tmp_path) if isinstance(r, Record)]
     assert [(r.split, r.native_id, r.target.label) for r in records] == [
         ("train", "00003", "neutral"),
         ("test", "00001", "anger"),
@@ -37,9 +37,9 @@ def test_fold_parameter_picks_the_lists(tmp_path: Path) -> None:
     assert records[0].media[0].path == tmp_path / "data" / "clips" / "00003.mp4"
     assert records[0].annotation_file == "set_3/train.txt"
     with pytest.raises(BuilderError, match="fold"):
-        list(get_builder("mafw", fold=6).read(tmp_path))
+        list(get_builder("mafw", fold=6).entries(tmp_path))
     with pytest.raises(BuilderError, match="neither train.txt nor test.txt"):
-        list(get_builder("mafw", fold=2).read(tmp_path))
+        list(get_builder("mafw", fold=2).entries(tmp_path))
 
 
 def test_bundled_sample_builds_and_reads_back(tmp_path: Path) -> None:
@@ -82,13 +82,13 @@ def test_bad_lines_end_as_rejects_with_reasons(tmp_path: Path) -> None:
         [],
     )
     make_video(tmp_path / "data" / "clips" / "00001.mp4", duration=2.0, size=(64, 48), fps=10)
-    reasons = Counter(getattr(x, "reason", "ok") for x in get_builder("mafw").read(tmp_path))
-    assert reasons == {"ok": 2, "malformed_row": 2, "unknown_class": 1, "duplicate": 1}
+    reasons = Counter(getattr(x, "reason", "ok") for x in get_builder("mafw").entries(tmp_path))
+    assert reasons == {"ok": 2, "malformed_row": 2, "unknown_class": 1, "duplicate_id": 1}
     stats = build_source("mafw", tmp_path / "out", raw=tmp_path)
     assert_build_ok(tmp_path / "out", stats)
     rejects = pq.read_table(tmp_path / "out" / "rejects.parquet").to_pylist()
     assert sorted((r["reason"], r["id_or_row"]) for r in rejects) == [
-        ("duplicate", "mafw/train/00001"),
+        ("duplicate_id", "mafw/train/00001"),
         ("malformed_row", "set_1/train.txt:2"),
         ("malformed_row", "set_1/train.txt:6"),
         ("missing_file", "mafw/train/00004"),
@@ -99,4 +99,4 @@ def test_bad_lines_end_as_rejects_with_reasons(tmp_path: Path) -> None:
 
 def test_no_release_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(BuilderError, match="no MAFW split lists"):
-        list(get_builder("mafw").read(tmp_path))
+        list(get_builder("mafw").entries(tmp_path))

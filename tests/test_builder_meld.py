@@ -26,7 +26,7 @@ def test_real_csvs_scan_to_the_official_counts(real_root: Path) -> None:
 
 
 def test_real_rows_carry_the_utterance_and_the_clip_name(real_root: Path) -> None:
-    records = [r for r in get_builder("meld").read(real_root / "meld") if isinstance(r, Record)]
+    records = [r for r in get_builder("meld").entries(real_root / "meld") if isinstance(r, Record)]
     first = records[0]
     assert first.native_id == "dia0_utt0" and first.split == "train"
     assert first.media[0].path.parts[-2:] == ("train_splits", "dia0_utt0.mp4")
@@ -111,7 +111,7 @@ def test_bad_rows_end_as_rejects_with_reasons(tmp_path: Path) -> None:
     assert_build_ok(tmp_path / "out", stats)
     rejects = pq.read_table(tmp_path / "out" / "rejects.parquet").to_pylist()
     assert sorted((r["split"], r["reason"], r["id_or_row"]) for r in rejects) == [
-        ("train", "duplicate", "meld/train/dia0_utt0"),
+        ("train", "duplicate_id", "meld/train/dia0_utt0"),
         ("train", "malformed_row", "train_sent_emo.csv:3"),
         ("train", "missing_file", "meld/train/dia0_utt3"),
         ("train", "unknown_class", "meld/train/dia0_utt1"),
@@ -122,4 +122,4 @@ def test_bad_rows_end_as_rejects_with_reasons(tmp_path: Path) -> None:
 
 def test_no_release_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(BuilderError, match="no MELD annotation file"):
-        list(get_builder("meld").read(tmp_path))
+        list(get_builder("meld").entries(tmp_path))

@@ -18,7 +18,7 @@ def test_label_csv_rows_become_train_records(tmp_path: Path) -> None:
     (tmp_path / "train-label.csv").write_text(
         "name,discrete,valence\nsample_001,worried,-1.5\nsample_002,Happy,2\n"
     )
-    records = list(get_builder("mer24").read(tmp_path))
+    records = list(get_builder("mer24").entries(tmp_path))
     assert [(r.split, r.native_id, r.target.label, r.target.original_label) for r in records] == [
         ("train", "sample_001", "worried", "worried"),
         ("train", "sample_002", "happy", "Happy"),
@@ -32,7 +32,7 @@ def test_the_npz_form_reads_only_the_train_corpus(tmp_path: Path) -> None:
     test1 = {"sample_900": {"emo": "neutral", "val": -10}}  # placeholder labels of the test sets
     np.savez_compressed(tmp_path / "label-6way.npz", train_corpus=train, test1_corpus=test1)
     make_video(tmp_path / "video" / "sample_010.avi", duration=2.0, size=(64, 48), fps=10)
-    records = [r for r in get_builder("mer24").read(tmp_path) if isinstance(r, Record)]
+    records = [r for r in get_builder("mer24").entries(tmp_path) if isinstance(r, Record)]
     assert [(r.native_id, r.target.label) for r in records] == [
         ("sample_010", "sad"),
         ("sample_011", "angry"),
@@ -66,13 +66,13 @@ def test_bad_rows_end_as_rejects_with_reasons(tmp_path: Path) -> None:
     ]
     (tmp_path / "train-label.csv").write_text("\n".join(["name,discrete,valence", *rows]) + "\n")
     make_video(tmp_path / "train" / "sample_1.mp4", duration=2.0, size=(64, 48), fps=10)
-    reasons = Counter(getattr(x, "reason", "ok") for x in get_builder("mer24").read(tmp_path))
-    assert reasons == {"ok": 2, "unknown_class": 1, "malformed_row": 2, "duplicate": 1}
+    reasons = Counter(getattr(x, "reason", "ok") for x in get_builder("mer24").entries(tmp_path))
+    assert reasons == {"ok": 2, "unknown_class": 1, "malformed_row": 2, "duplicate_id": 1}
     stats = build_source("mer24", tmp_path / "out", raw=tmp_path)
     assert_build_ok(tmp_path / "out", stats)
     rejects = pq.read_table(tmp_path / "out" / "rejects.parquet").to_pylist()
     assert sorted((r["reason"], r["id_or_row"]) for r in rejects) == [
-        ("duplicate", "mer24/train/sample_1"),
+        ("duplicate_id", "mer24/train/sample_1"),
         ("malformed_row", "mer24/train/sample_3"),
         ("malformed_row", "train-label.csv:3"),
         ("missing_file", "mer24/train/sample_4"),
@@ -83,7 +83,7 @@ def test_bad_rows_end_as_rejects_with_reasons(tmp_path: Path) -> None:
 
 def test_no_release_and_wrong_columns_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(BuilderError, match="no MER2024 labels"):
-        list(get_builder("mer24").read(tmp_path))
+        list(get_builder("mer24").entries(tmp_path))
     (tmp_path / "train-label.csv").write_text("file,emotion\na,happy\n")
     with pytest.raises(BuilderError, match="expected columns name,discrete"):
-        list(get_builder("mer24").read(tmp_path))
+        list(get_builder("mer24").entries(tmp_path))

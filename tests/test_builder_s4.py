@@ -59,7 +59,7 @@ def test_real_metadata_scans_to_the_paper_counts(real_root: Path) -> None:
 def test_real_rows_point_at_the_semantic_clip_folders(real_root: Path) -> None:
     records = [
         r
-        for r in get_builder("s4").read(real_root / "avsbench")
+        for r in get_builder("s4").entries(real_root / "avsbench")
         if isinstance(r, Record) and r.context["uid"] == "_4R3qHn1n50_0_5000"
     ]
     assert [r.native_id for r in records] == [f"_4R3qHn1n50_0_5000_f{i}" for i in range(5)]
@@ -215,7 +215,7 @@ def test_bad_semantic_rows_and_masks_are_rejected_with_their_reasons(tmp_path: P
     assert stats["splits"]["train"]["reasons"] == {
         "malformed_row": 1,
         "unknown_subset": 1,
-        "duplicate_uid": 1,
+        "duplicate_id": 1,
         "empty_mask": 1,
         "unknown_class": 1,
         "missing_file": 1,
@@ -242,7 +242,7 @@ def test_bad_object_rows_are_rejected_and_an_empty_root_is_an_error(tmp_path: Pa
     assert report["reject_reasons"] == {"unknown_class": 1, "malformed_row": 2, "unknown_split": 1}
     assert report["splits"]["train"]["records"] == 1
     with pytest.raises(BuilderError, match="no AVSBench release"):
-        list(get_builder("s4").read(tmp_path / "Single-source" / "nothing"))
+        list(get_builder("s4").entries(tmp_path / "Single-source" / "nothing"))
 
 
 def test_cli_lists_the_segmentation_sources_and_builds_s4(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ def test_real_lists_scan_to_the_official_counts(real_root: Path, fold: int, trai
 
 
 def test_real_rows_keep_the_release_paths_and_1_based_classes(real_root: Path) -> None:
-    records = {r.native_id: r for r in get_builder("ucf").read(real_root / "ucf101") if isinstance(r, Record)}
+    records = {r.native_id: r for r in get_builder("ucf").entries(real_root / "ucf101") if isinstance(r, Record)}
     first = records["v_ApplyEyeMakeup_g08_c01"]
     assert first.split == "train" and first.target.label == "apply eye makeup"
     assert first.target.original_label == "ApplyEyeMakeup"
@@ -95,7 +95,7 @@ def test_bad_rows_end_as_rejects_with_reasons(tmp_path: Path) -> None:
     assert_build_ok(tmp_path / "out", stats)
     rejects = pq.read_table(tmp_path / "out" / "rejects.parquet").to_pylist()
     assert sorted((r["reason"], r["id_or_row"]) for r in rejects) == [
-        ("duplicate", "ucf/train/v_ApplyEyeMakeup_g01_c01"),
+        ("duplicate_id", "ucf/train/v_ApplyEyeMakeup_g01_c01"),
         ("label_mismatch", "ucf/train/v_Archery_g01_c01"),
         ("malformed_row", "trainlist01.txt:5"),
         ("missing_file", "ucf/train/v_Archery_g02_c01"),
@@ -108,6 +108,6 @@ def test_bad_rows_end_as_rejects_with_reasons(tmp_path: Path) -> None:
 
 def test_no_release_and_bad_fold_are_clear_errors(tmp_path: Path, real_root: Path) -> None:
     with pytest.raises(BuilderError, match="ucfTrainTestlist"):
-        list(get_builder("ucf").read(tmp_path))
+        list(get_builder("ucf").entries(tmp_path))
     with pytest.raises(BuilderError, match="fold"):
-        list(get_builder("ucf", fold=4).read(real_root / "ucf101"))
+        list(get_builder("ucf", fold=4).entries(real_root / "ucf101"))

@@ -40,7 +40,7 @@ def read_records(
     rejects: list[Reject] = []
     notices: list[Notice] = []
     wanted = set(config.splits) if config.splits else None
-    for item in builder.read(Path(config.raw)):
+    for item in builder.entries(Path(config.raw)):
         if wanted is not None and item.split not in wanted:
             continue
         if isinstance(item, Notice):

@@ -32,7 +32,7 @@ def scan(
     shown: list[dict[str, Any]] = []
     exists_cache: dict[Path, bool] = {}
     notices: dict[str, Counter[str]] = defaultdict(Counter)
-    for item in builder.read(Path(raw)):
+    for item in builder.entries(Path(raw)):
         if isinstance(item, Notice):
             notices[item.split][item.kind] += 1
             if len(shown) < examples:
