@@ -1,6 +1,6 @@
 """ARIG: audio-referred image grounding on the AVSBench S4 clips (Crab's grounding task derived from v1s masks).
 
-Reads the same raw tree as s4 (see s4.py: AVSBench-semantic `v1s` or AVSBench-object `Single-source`), one
+Reads the same raw tree as s4 (see _avsbench.py: AVSBench-semantic `v1s` or AVSBench-object `Single-source`), one
 sample per annotated S4 frame (native_id `<uid>_f<frame>`). Media: the frame and five seconds of the clip's
 audio (start 0, duration 5) with five 1 s segments as windows. Target: the sounding object's class and tight box
 in the frame (GroundingTarget), from the frame's mask resized to the frame size (nearest). When a mask holds
@@ -17,9 +17,10 @@ from collections.abc import Iterator
 
 from avuie.schemas import GroundingTarget, canonical
 
+from ._avsbench import AvsBenchBuilder, AvsClip
 from ._clip import second_windows
+from ._masks import Invalid, frame_size
 from .base import AudioMedia, Cut, MaskMedia, Record, register
-from .s4 import AvsBenchBuilder, AvsClip, Invalid, frame_size
 
 AUDIO_SECONDS = 5
 

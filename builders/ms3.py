@@ -1,6 +1,6 @@
 """AVSBench MS3 (Zhou et al., ECCV 2022): multiple sound source segmentation, one sample per annotated frame.
 
-Read as s4 (see s4.py for both AVSBench layouts, the media and the target): semantic subset `v1m`
+Read as s4 (see _avsbench.py for both AVSBench layouts, the media and the target): semantic subset `v1m`
 (`<root>/v1m/<uid>/...`, all 5 frames annotated) or the object release `Multi-sources/ms3_meta_data.csv`
 (video_id,split; ids may carry a suffix like `xv7eM6-UmkY_36`) with `Multi-sources/ms3_data/
 {visual_frames/<id>/<id>.mp4_{k}.png, gt_masks/<split>/<id>/<id>_{k}.png, audio_wav/<split>/<id>.wav}` (note
@@ -22,8 +22,9 @@ from pathlib import Path
 
 from avuie.schemas import canonical
 
+from ._avsbench import AvsBenchBuilder, AvsClip
+from ._masks import Invalid
 from .base import BuilderError, Record, Reject, register
-from .s4 import AvsBenchBuilder, AvsClip, Invalid
 
 
 @register

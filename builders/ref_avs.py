@@ -28,6 +28,7 @@ from pathlib import Path
 
 from avuie.schemas import ReferringSegmentationTarget, TaskFamily, canonical
 
+from ._masks import MIN_AREA, Invalid, binary_mask, frame_size, object_groups
 from .base import (
     AudioMedia,
     Builder,
@@ -42,7 +43,6 @@ from .base import (
     register,
 )
 from .instructions import instruction
-from .s4 import MIN_AREA, Invalid, binary_mask, frame_size, object_groups
 
 SPLITS = ("train", "val", "test_s", "test_u", "test_n")
 FRAMES = 10

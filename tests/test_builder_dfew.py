@@ -60,7 +60,13 @@ def test_bad_rows_end_as_rejects_with_reasons(tmp_path: Path) -> None:
     _split_csv(tmp_path, "train", 1, ["1,1", "2,0", "3,9", "4,happy", "5", "1,1", "6,2"])
     make_video(tmp_path / "Clip" / "original" / "00001.mp4", duration=2.0, size=(64, 48), fps=10)
     reasons = Counter(getattr(x, "reason", "ok") for x in get_builder("dfew").entries(tmp_path))
-    assert reasons == {"ok": 2, "not_single_label": 1, "unknown_class": 1, "malformed_row": 2, "duplicate_id": 1}
+    assert reasons == {
+        "ok": 2,
+        "not_single_label": 1,
+        "unknown_class": 1,
+        "malformed_row": 2,
+        "duplicate_id": 1,
+    }
     stats = build_source("dfew", tmp_path / "out", raw=tmp_path)
     assert_build_ok(tmp_path / "out", stats)
     rejects = pq.read_table(tmp_path / "out" / "rejects.parquet").to_pylist()

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from avuie.builders import BuilderError, get_builder
-from avuie.builders.s4 import class_masks, load_palette_names
+from avuie.builders._avsbench import load_palette_names
+from avuie.builders._masks import class_masks
 from PIL import Image
 
 from avuie.build.scan import scan

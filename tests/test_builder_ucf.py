@@ -22,7 +22,9 @@ def test_real_lists_scan_to_the_official_counts(real_root: Path, fold: int, trai
 
 
 def test_real_rows_keep_the_release_paths_and_1_based_classes(real_root: Path) -> None:
-    records = {r.native_id: r for r in get_builder("ucf").entries(real_root / "ucf101") if isinstance(r, Record)}
+    records = {
+        r.native_id: r for r in get_builder("ucf").entries(real_root / "ucf101") if isinstance(r, Record)
+    }
     first = records["v_ApplyEyeMakeup_g08_c01"]
     assert first.split == "train" and first.target.label == "apply eye makeup"
     assert first.target.original_label == "ApplyEyeMakeup"
