@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from avuie.schemas import MediaItem, TaskFamily
+from avuie.schemas.vocab import register_vocabulary
+
+from .instructions import register_instruction
 
 REGISTRY: dict[str, type[Builder]] = {}
 
@@ -165,6 +168,12 @@ class Builder:
     raw_aliases: ClassVar[tuple[str, ...]] = ()
     # The `--param` names this builder reads (documented in its module docstring); others are refused.
     parameters: ClassVar[tuple[str, ...]] = ()
+    # A new source may keep its class list and instruction here instead of in the shared tables
+    # (schemas/vocab.py, builders/instructions.py): `@register` records them. `target_kind` is the kind of
+    # target its answers render (schemas/targets.py), which picks the answer form `{answer_format}` names.
+    classes: ClassVar[tuple[str, ...] | None] = None
+    instruction_template: ClassVar[str | None] = None
+    target_kind: ClassVar[str | None] = None
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.parameters))
@@ -221,9 +230,16 @@ class Builder:
 
 
 def register(cls: type[Builder]) -> type[Builder]:
-    """Class decorator: register a builder under its `--source` name."""
+    """Class decorator: register a builder under its `--source` name, with its class list and instruction when
+    it declares them (`classes`, `instruction_template` + `target_kind`)."""
     if cls.name in REGISTRY and REGISTRY[cls.name] is not cls:
         raise ValueError(f"two builders named {cls.name!r}")
+    if cls.classes is not None:
+        register_vocabulary(cls.name, cls.classes)
+    if cls.instruction_template is not None:
+        if cls.target_kind is None:
+            raise ValueError(f"builder {cls.name!r} declares an instruction_template but no target_kind")
+        register_instruction(cls.name, cls.instruction_template, cls.target_kind)
     REGISTRY[cls.name] = cls
     return cls
 

@@ -88,6 +88,16 @@ KINDS: dict[str, str] = {
 } | {s: "classification" for s in ("ks", "ucf", "meld", "mer24", "cremad", "mafw", "dfew")}
 
 
+def register_instruction(source: str, template: str, kind: str) -> None:
+    """Record the instruction template of a source outside the tables above and the target kind its answer
+    renders; `{answer_format}` in the template becomes that kind's answer form. Builders call it through
+    `@register` when they declare `instruction_template`; another template for a known source raises ValueError.
+    """
+    if INSTRUCTIONS.get(source, template) != template or KINDS.get(source, kind) != kind:
+        raise ValueError(f"source {source!r} already has another instruction or answer kind")
+    INSTRUCTIONS[source], KINDS[source] = template, kind
+
+
 def instruction(source: str, **fields: object) -> str:
     """The instruction of `source` with its fields filled (question, options, expression, duration...) and the
     answer form of its target kind."""

@@ -499,6 +499,18 @@ VOCABULARIES: dict[str, tuple[str, ...] | None] = {
 }
 
 
+def register_vocabulary(source: str, classes: tuple[str, ...] | list[str] | None) -> None:
+    """Record the closed class list of `source` (None: open labels), for a source outside the table above.
+
+    Builders call it through `@register` when they declare `classes`; a source already known with another list
+    raises ValueError (one list per source).
+    """
+    new = None if classes is None else tuple(classes)
+    if source in VOCABULARIES and VOCABULARIES[source] != new:
+        raise ValueError(f"source {source!r} already has another class list")
+    VOCABULARIES[source] = new
+
+
 def vocabulary(source: str) -> tuple[str, ...] | None:
     """The closed class list of a source, or None where labels are open (captions, UnAV, AVQA options)."""
     return VOCABULARIES.get(source)

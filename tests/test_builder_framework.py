@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from avuie.builders import Record, get_builder
 from avuie.builders.ave import AveBuilder
 
@@ -58,3 +59,60 @@ def test_the_same_native_id_in_two_splits_is_two_samples(tmp_path):
 
     reasons = Counter(getattr(x, "reason", "record") for x in OtherSplit().entries(raw))
     assert reasons == {"record": len(records) + 1}
+
+
+@pytest.fixture
+def toy_registered():
+    """A 20th source declared the table-free way (its class list and instruction on the builder), unregistered
+    again afterwards so that the other tests see the 19 sources."""
+    from avuie.builders import base, instructions
+    from avuie.schemas import vocab
+
+    yield
+    for table in (base.REGISTRY, vocab.VOCABULARIES, instructions.INSTRUCTIONS, instructions.KINDS):
+        table.pop("toy", None)
+
+
+def test_a_new_source_registers_its_classes_and_instruction_without_editing_shared_tables(
+    tmp_path, toy_registered
+):
+    from avuie.builders._clip import clip_record
+    from avuie.builders.base import Builder, read_text_lines, register
+    from avuie.builders.instructions import instruction
+    from avuie.schemas import TaskFamily, vocabulary
+
+    from avuie.media.synth import make_video
+
+    @register
+    class ToyBuilder(Builder):
+        name = "toy"
+        family = TaskFamily.action_recognition
+        splits = ("train",)
+        classes = ("clapping", "drumming")
+        instruction_template = "<video>\n<audio>\nWhat happens? Answer in this form: {answer_format}"
+        target_kind = "classification"
+
+        def read(self, raw: Path):
+            for row, line in enumerate(read_text_lines(raw / "labels.txt"), start=1):
+                clip, label = line.split()
+                yield clip_record(self.name, self.family, native_id=clip, split="train", entry=f"labels.txt:{row}",
+                                  raw_label=label, video=raw / f"{clip}.mp4", annotation_file="labels.txt",
+                                  annotation_row=row)  # fmt: skip
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "labels.txt").write_text("a drumming\nb Clapping\nc singing\n")
+    for clip in "abc":
+        make_video(raw / f"{clip}.mp4", duration=2.0, size=(64, 48), fps=10)
+    assert vocabulary("toy") == ("clapping", "drumming")
+    assert instruction("toy").startswith("<video>\n<audio>\nWhat happens? Answer in this form: ")
+    assert get_builder("toy").name == "toy"
+    out = tmp_path / "out"
+    stats = build(BuildConfig(source="toy", raw=raw, out=out))
+    items = assert_build_ok(out, stats)
+    assert sorted(it["sample"]["target"]["label"] for it in items) == ["clapping", "drumming"]
+    assert stats["splits"]["train"]["reasons"] == {"unknown_class": 1}  # "singing" is not in its class list
+    with pytest.raises(ValueError, match="another class list"):
+        from avuie.schemas.vocab import register_vocabulary
+
+        register_vocabulary("toy", ("clapping",))

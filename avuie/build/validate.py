@@ -17,6 +17,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from avuie.build.assemble import content_hash
+from avuie.builders import load_all
 from avuie.builders.base import error_text
 from avuie.schemas import Sample
 from avuie.shards.index import read_done
@@ -61,6 +62,7 @@ def validate_sample(key: str, members: dict[str, bytes]) -> tuple[str, str | Non
 
 def validate_build(out: Path) -> dict[str, Any]:
     """Validate every tar under `out` (recursively); return counts and failures."""
+    load_all()  # the class lists that builders declare (Builder.classes) are checked too
     out = Path(out)
     failures: list[dict[str, str]] = []
     count = 0

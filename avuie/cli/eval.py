@@ -73,14 +73,15 @@ def eval_command(
     ),
 ) -> None:
     """Score model responses against the ground truth of a build, with each benchmark's own metric."""
+    from avuie.builders import load_all
     from avuie.eval.runner import evaluate
-    from avuie.schemas import VOCABULARIES
 
     if task and all_tasks:
         raise typer.BadParameter("give --task NAME or --all, not both")
-    unknown = sorted(set(task or []) - set(VOCABULARIES))
+    known = set(load_all())  # every registered source (this also records the class lists builders declare)
+    unknown = sorted(set(task or []) - known)
     if unknown:
-        raise typer.BadParameter(f"unknown task(s) {unknown}; known: {', '.join(sorted(VOCABULARIES))}")
+        raise typer.BadParameter(f"unknown task(s) {unknown}; known: {', '.join(sorted(known))}")
     with _progress() as bar:
         ids: dict[str, int] = {}
 

@@ -33,7 +33,7 @@ import numpy as np
 
 VIDEO_MODES = ("mp4", "frames")
 
-Progress = Callable[[int, int], None]
+ReportProgress = Callable[[int, int], None]  # report(done, total): the running count a progress bar shows
 
 
 class ExportError(ValueError):

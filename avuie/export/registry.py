@@ -19,7 +19,7 @@ from avuie.export.common import (
     VIDEO_MODES,
     ExportError,
     ExportOptions,
-    Progress,
+    ReportProgress,
     prepare_dest,
     split_counts,
 )
@@ -32,7 +32,7 @@ def export(
     fmt: str,
     dest: Path,
     opts: ExportOptions | None = None,
-    progress: Progress | None = None,
+    progress: ReportProgress | None = None,
 ) -> dict[str, Any]:
     """Export every build under `roots` to `dest` in format `fmt`; return a summary (counts per split/task).
 
