@@ -22,9 +22,10 @@ from pathlib import Path
 
 from avuie.media import ffmpeg, synth
 
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "real_annotations"  # ../shared beside the checkout
 REAL = [
-    Path("/work/shared/real_annotations/ave/AVE_Dataset/AVE/-67UNKFmRLk.mp4"),
-    Path("/work/shared/real_annotations/llp/data/LLP_dataset/video/6aV6c8mY0lg.mp4"),
+    SHARED / "ave/AVE_Dataset/AVE/-67UNKFmRLk.mp4",
+    SHARED / "llp/data/LLP_dataset/video/6aV6c8mY0lg.mp4",
 ]
 
 

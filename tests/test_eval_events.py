@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ from avuie.eval.metrics_events import (
     segment_level,
     unav_map,
 )
+from tests.conftest import REAL
 
 # ------------------------------------------------------------------ reference: the LLP benchmark, as published
 # A direct transcription of YapengTian/AVVP-ECCV20 utils/eval_metrics.py (segment_level, event_level,
@@ -152,7 +152,7 @@ def test_avvp_agrees_with_published_definition_on_random_matrices():
             assert ours[level][key] == pytest.approx(value, abs=1e-6), (level, key)
 
 
-REAL_LLP = Path("/work/shared/real_annotations/llp/data")
+REAL_LLP = REAL / "llp" / "data"
 
 
 def real_llp_ground_truth(limit: int = 150) -> list[tuple[dict, dict]]:

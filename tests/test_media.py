@@ -13,8 +13,8 @@ from PIL import Image
 
 from avuie.media import ffmpeg, images, synth
 from avuie.media.ffmpeg import MediaError
+from tests.conftest import REAL
 
-REAL = Path("/work/shared/real_annotations")
 AVE_MP4 = REAL / "ave/AVE_Dataset/AVE/-67UNKFmRLk.mp4"
 LLP_MP4 = REAL / "llp/data/LLP_dataset/video/6aV6c8mY0lg.mp4"
 SEMANTIC = REAL / "avsbench/semantic"
