@@ -1,6 +1,6 @@
 """The AVSBench reading shared by s4, ms3 and arig (and the mask helpers ref_avs uses): AvsBenchBuilder.
 
-Two releases are read (SOURCE_FORMATS.md §6):
+Two releases are read (docs/SOURCES.md):
 
 * AVSBench-semantic: `<root>/{metadata.csv, label2idx.json}` and `<root>/{v1s|v1m|v2}/<uid>/{audio.wav,
   frames/{i}.jpg, labels_semantic/{i}.png, labels_rgb/{i}.png}`. metadata.csv columns vid,uid,s_min,s_sec,

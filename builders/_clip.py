@@ -1,6 +1,7 @@
 """Shared pieces of the clip-classification builders (ks, ucf, meld, mer24, cremad, mafw, dfew).
 
-One clip, one class: `clip_record` makes the Record with the media Crab+ feeds for the family (INTERFACE.md):
+One clip, one class: `clip_record` makes the Record with the media Crab+ feeds for the family
+(docs/DESIGN.md, "Media per family"):
 action recognition gets 10 frames and the clip's audio from one cut; emotion recognition gets 4 frames spread
 over the whole clip and the first 4 s of audio (from the clip itself or from a separate audio file). Also the
 small parameter readers the builders share; a bad parameter raises BuilderError with a clear message, and the

@@ -1,6 +1,6 @@
 """VALOR-32K (Chen et al., 2023): audio-visual captions of 10 s AudioSet clips.
 
-Release layout (SOURCE_FORMATS.md §9.1): the raw root holds the annotation files and the clips:
+Release layout (docs/SOURCES.md): the raw root holds the annotation files and the clips:
 
     desc_{train,val,test}.json        the original release (VALOR-32K-annotations.zip): [{video_id, desc}, ...]
     descs_cap_{train,val,test}.json   the VAST-format variant: [{video_id, desc, subtitle}, ...]

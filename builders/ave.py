@@ -1,6 +1,6 @@
 """AVE (Tian et al., ECCV 2018): audio-visual event localization on 10 s clips.
 
-Release layout (SOURCE_FORMATS.md §1): `AVE_Dataset/{Annotations.txt, trainSet.txt, valSet.txt, testSet.txt,
+Release layout (docs/SOURCES.md): `AVE_Dataset/{Annotations.txt, trainSet.txt, valSet.txt, testSet.txt,
 AVE/<VideoID>.mp4}`; rows `Category&VideoID&Quality&StartTime&EndTime`, with or without a header line; the
 interval is [Start, End) in whole seconds. 45 videos carry two events: each row is its own sample, keyed by
 (VideoID, Category).

@@ -1,6 +1,6 @@
 """MUSIC-AVQA (Li et al., CVPR 2022): open questions about ~60 s music performances.
 
-Release layout (SOURCE_FORMATS.md §4.1): the raw root is the repository root of GeWu-Lab/MUSIC-AVQA, the folder
+Release layout (docs/SOURCES.md): the raw root is the repository root of GeWu-Lab/MUSIC-AVQA, the folder
 holding `data/json_update/` (the corrected annotations, preferred) and/or `data/json/` (the original ones);
 `data/` itself is accepted as the root too:
 

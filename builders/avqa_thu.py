@@ -1,6 +1,6 @@
 """AVQA (Yang et al., ACM MM 2022): multiple-choice questions about 10 s VGGSound clips.
 
-Release layout (SOURCE_FORMATS.md §5; the official preprocessing reads these keys): the raw root holds the two
+Release layout (docs/SOURCES.md; the official preprocessing reads these keys): the raw root holds the two
 question files and the clips, as the dataset site and AlyssaYoung/AVQA lay them out:
 
     train_qa.json, val_qa.json      (at the root, or in data/, data/json/ or annotations/)

@@ -1,6 +1,6 @@
 """LLP / AVVP (Tian et al., ECCV 2020): audio-visual video parsing on 10 s clips.
 
-Release layout (SOURCE_FORMATS.md §2): the raw root is the folder holding `data/` (the repository root of
+Release layout (docs/SOURCES.md): the raw root is the folder holding `data/` (the repository root of
 YapengTian/AVVP-ECCV20), or `data/` itself:
 
     data/AVVP_train.csv          filename<TAB>event_labels            10,000 weak (video-level) rows
@@ -14,7 +14,7 @@ All files are tab-separated with a header line (accepted without one too; LF or 
 `filename` is `<youtube id>_<start>_<end>`; the media key is the YouTube id (`filename[:11]` for the
 usual ids; ids may begin with '-'; a few starts are fractional, e.g. `AP0061o0Nvk_101.8_111.8`).
 
-Targets (AVParsingTarget, answer format of INTERFACE.md):
+Targets (AVParsingTarget; its answer wording is schemas/answers.py's):
 - train: the weak video-level labels only. Each label is given to both modalities over the whole clip,
   `[[0, 10]]`, with `weak=True` (the target says the segments are not observed, not that both modalities
   carry the event).

@@ -1,6 +1,6 @@
 """CREMA-D (Cao et al., 2014): acted emotion of one spoken sentence, 6 classes, 91 actors.
 
-Release layout (SOURCE_FORMATS.md §10.4, the CheyneyComputerScience/CREMA-D repository): `SentenceFilenames.csv`
+Release layout (docs/SOURCES.md, the CheyneyComputerScience/CREMA-D repository): `SentenceFilenames.csv`
 (`"Stimulus_Number","Filename"`, 7,442 clips) and the media `VideoFlash/<name>.flv` (video) and
 `AudioWAV/<name>.wav` (audio). `<name>` = `<ActorID 1001-1091>_<Sentence>_<Emotion>_<Level>`, e.g.
 `1001_IEO_NEU_XX`: the acted emotion is in the file name (ANG, DIS, FEA, HAP, NEU, SAD). The perceived (voted)

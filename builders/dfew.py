@@ -1,6 +1,6 @@
 """DFEW (Jiang et al., ACM MM 2020): dynamic facial expression in the wild, 7 classes, 16,372 movie clips.
 
-Release layout (SOURCE_FORMATS.md §10.7, unverified against the password-protected download): 5-fold lists
+Release layout (docs/SOURCES.md, unverified against the password-protected download): 5-fold lists
 `EmoLabel_DataSplit/{train,test}(single-labeled)/set_{1..5}.csv` with a header `video_name,label` (the
 authors' code repository names them `label/single_{train,test}set_{1..5}.csv`; both are read). `label` is
 1 Happy, 2 Sad, 3 Neutral, 4 Angry, 5 Surprise, 6 Disgust, 7 Fear; 0 marks a clip without a single label and

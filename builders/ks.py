@@ -1,7 +1,7 @@
 """Kinetics-Sounds (Arandjelovic & Zisserman, 2017): action recognition on 10 s Kinetics clips whose action is
 audible, filtered from the Kinetics-400 annotation by a class list.
 
-Release layout (SOURCE_FORMATS.md §10.1): there is no stand-alone release. The Kinetics CSVs
+Release layout (docs/SOURCES.md): there is no stand-alone release. The Kinetics CSVs
 (`train.csv`, `validate.csv`/`val.csv`, `test.csv`, or `kinetics_{train,val,test}.csv`; columns
 `label,youtube_id,time_start,time_end,split[,is_cc]`) sit in the raw root, in `annotations/`, or in
 `kinetics400/[annotations/]`. The split comes from the `split` column (`validate`/`val` -> val), else from the

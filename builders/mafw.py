@@ -1,6 +1,6 @@
 """MAFW (Liu et al., ACM MM 2022): emotion of the person in a movie/TV clip, 11 single-label classes.
 
-Release layout (SOURCE_FORMATS.md §10.6, unverified against the EULA download; as the widely used loaders read
+Release layout (docs/SOURCES.md, unverified against the EULA download; as the widely used loaders read
 it): 5-fold lists `Train & Test Set/single/no_caption/set_{1..5}/{train,test}.txt`, one `<clip>.mp4 <label>`
 per line (space-separated, no header; the label is a class name such as `anger`, or its 1-based index in the
 order anger, disgust, fear, happiness, neutral, sadness, surprise, contempt, anxiety, helplessness,

@@ -1,6 +1,6 @@
 """MELD (Poria et al., ACL 2019): emotion of one utterance in a Friends dialogue, 7 classes.
 
-Release layout (SOURCE_FORMATS.md §10.5): `{train,dev,test}_sent_emo.csv` (in `data/MELD/` of the GitHub repo;
+Release layout (docs/SOURCES.md): `{train,dev,test}_sent_emo.csv` (in `data/MELD/` of the GitHub repo;
 columns `Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID,Season,Episode,StartTime,EndTime`;
 utterances hold commas and curly quotes, so a CSV reader) and the clips of `MELD.Raw.tar.gz`, one per utterance,
 `dia{Dialogue_ID}_utt{Utterance_ID}.mp4`, in per-split folders: `train_splits/`, `dev_splits_complete/`,

@@ -1,6 +1,6 @@
 """MER2024 (Lian et al., MER challenge 2024): discrete emotion of the person in a Chinese TV/movie clip, 6 classes.
 
-Release layout (SOURCE_FORMATS.md §10.8, unverified against the EULA download; as the challenge's MERTools
+Release layout (docs/SOURCES.md, unverified against the EULA download; as the challenge's MERTools
 read it): `train-label.csv` with columns `name,discrete,valence` (discrete: neutral, angry, happy, sad, worried,
 surprise) and the clips `train/<name>.mp4`. The MERTools preprocessing turns this into `label-6way.npz`
 (`train_corpus: {name: {emo, val}}`) and copies every clip into `video/`; that form is read too when there is

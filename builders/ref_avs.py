@@ -1,6 +1,6 @@
 """Ref-AVS (Wang et al., ECCV 2024): referring audio-visual segmentation, one sample per expression.
 
-Release layout (SOURCE_FORMATS.md §7): `REFAVS/metadata.csv` (vid,uid,split,fid,exp; CRLF; `exp` holds commas),
+Release layout (docs/SOURCES.md): `REFAVS/metadata.csv` (vid,uid,split,fid,exp; CRLF; `exp` holds commas),
 `REFAVS/media/<vid>/{audio.wav, frames/{0..9}.jpg}` (10 s, 1 fps) and `REFAVS/gt_mask/<vid>/fid_<fid>/
 0000{i}.png` (binary {0,255}; `fid` selects the mask folder of the expression, `i` the frame). Splits train,
 val, test_s (seen), test_u (unseen), test_n (null reference); the 25 rows with split `TODO` are rejected

@@ -1,6 +1,6 @@
 """UCF101 (Soomro et al., 2012): action recognition on short YouTube clips, 101 classes.
 
-Release layout (SOURCE_FORMATS.md §10.2): `ucfTrainTestlist/{classInd.txt, trainlist0N.txt, testlist0N.txt}`
+Release layout (docs/SOURCES.md): `ucfTrainTestlist/{classInd.txt, trainlist0N.txt, testlist0N.txt}`
 beside `UCF-101/<Class>/v_<Class>_gXX_cYY.avi`. The lists have CRLF line endings; `classInd.txt` is 1-based
 (`1 ApplyEyeMakeup`); train rows are `<Class>/<file>.avi <index>`, test rows the path only (the class is the
 folder). File names may spell the class differently from its folder (`HandstandPushups/v_HandStandPushups_...`):

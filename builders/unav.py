@@ -1,6 +1,6 @@
 """UnAV-100 (Geng et al., CVPR 2023): dense audio-visual event localization in untrimmed videos.
 
-Release layout (SOURCE_FORMATS.md §3): the raw root is the folder holding `data/unav100/` (the code release's
+Release layout (docs/SOURCES.md): the raw root is the folder holding `data/unav100/` (the code release's
 root), `data/unav100/` itself also works:
 
     data/unav100/annotations/unav100_annotations.json

@@ -1,4 +1,4 @@
-"""The sample contract: what every sample in a shard says (INTERFACE.md, docs/DESIGN.md).
+"""The sample contract: what every sample in a shard says (docs/DESIGN.md, "The sample").
 
 `Sample` validates the whole: the family matches the target kind, the labels come from the source's class list,
 the media the family needs are present, the answer is a rendering of the target (in any answer style) and the response ends with it,

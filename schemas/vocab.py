@@ -1,4 +1,4 @@
-"""Class vocabularies of every source, in one place, with the canonical answer names of INTERFACE.md.
+"""Class vocabularies of every source, with the canonical names answers use (docs/DESIGN.md, "Task families").
 
 `VOCABULARIES[source]` is the tuple of canonical class names a target label must come from (None where the
 label space is open: captions, UnAV-100 whose classes are listed by the annotation file itself). `canonical(source,
