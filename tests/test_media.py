@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from avuie.media import ffmpeg, images, synth
+from avuie.media import ffmpeg, images, info, synth
 from avuie.media.ffmpeg import MediaError
 from tests.conftest import REAL
 
@@ -228,10 +228,10 @@ def test_header_parsers_agree():
             {"codec_type": "audio", "codec_name": "aac", "sample_rate": "48000", "channels": 6},
         ],
     }
-    a, b = ffmpeg.parse_ffmpeg_header(header), ffmpeg.parse_ffprobe_json(json.dumps(ffprobe))
+    a, b = info.parse_ffmpeg_header(header), info.parse_ffprobe_json(json.dumps(ffprobe))
     assert a == b
     assert (a.duration, a.fps, a.width, a.audio_channels) == (62.35, 29.97, 1280, 6)
-    assert ffmpeg.parse_ffmpeg_header("garbage") is None
+    assert info.parse_ffmpeg_header("garbage") is None
 
 
 # ---------------------------------------------------------------- audio
@@ -253,17 +253,6 @@ def test_extract_audio_needs_an_audio_stream(files):
     with pytest.raises(MediaError) as err:
         ffmpeg.extract_audio(files["silent"])
     assert err.value.reason == "no_audio_stream"
-
-
-def test_audio_windows():
-    assert ffmpeg.audio_windows(10, 10, 1) == [[float(k), float(k + 1)] for k in range(10)]
-    assert ffmpeg.audio_windows(60, 10, 2, 6) == [[6.0 * k, 6.0 * k + 2] for k in range(10)]
-    assert ffmpeg.audio_windows(10, 1, 4) == [[0.0, 4.0]]
-    assert ffmpeg.audio_windows(5, 5, 1) == [[float(k), float(k + 1)] for k in range(5)]
-    assert ffmpeg.audio_windows(30, 10, 2, 6)[-1] == [28.0, 30.0]  # never past the end
-    assert ffmpeg.audio_windows(0.5, 2, 1) == [[0.0, 0.5], [0.0, 0.5]]
-    with pytest.raises(ValueError):
-        ffmpeg.audio_windows(10, 0, 1)
 
 
 # ---------------------------------------------------------------- images, masks, geometry

@@ -35,8 +35,6 @@ from avuie.shards.layout import (
     shard_rel,
 )
 
-VIEWS = ("samples", "rejects", "stats", "reject_reasons", "shards", "builds")
-
 
 class CatalogError(ValueError):
     """A root holds no build, or a build's files cannot be read."""

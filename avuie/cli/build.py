@@ -98,196 +98,213 @@ def _build_every(root: Path, raw_root: Path | None, layout: Path | None, kw: dic
         raise typer.Exit(1)
 
 
+_BUILD_OPTIONS = dict(
+    source=typer.Option(None, "--source", "-s", help="Source name (see `avuie sources`)."),
+    all_sources=typer.Option(False, "--all", help="Build every source (bundled samples, or --raw-root)."),
+    raw=typer.Option(
+        None, "--raw", help="Raw root of the source in its release layout (default: the bundled sample)."
+    ),
+    raw_root=typer.Option(None, "--raw-root", help="With --all: folder holding one raw tree per source."),
+    layout=typer.Option(None, "--layout", help="With --all: YAML/JSON file mapping source -> raw path."),
+    out=typer.Option(
+        None, "--out", "-o", help="Build directory (default avuie-out/<source>, or avuie-out with --all)."
+    ),
+    split=typer.Option(None, "--split", help="Only these splits (repeatable)."),
+    limit=typer.Option(None, "--limit", help="At most N records per split."),
+    workers=typer.Option(2, "--workers", "-j", help="Parallel media workers."),
+    shard_size=typer.Option(256, "--shard-size", help="Records per shard."),
+    shard_bytes=typer.Option(
+        1 << 30, "--shard-bytes", help="A shard rolls over to a new part past this size."
+    ),
+    param=typer.Option(
+        None, "--param", "-p", help="Builder parameter key=value (repeatable; with --all: SOURCE.KEY=VALUE)."
+    ),
+)
+_REASONING_OPTIONS = dict(
+    reasoning=typer.Option("template", "--reasoning", help="template (offline, default) or openai."),
+    model=typer.Option(None, "--model", help="Model name for --reasoning openai."),
+    base_url=typer.Option(None, "--base-url", help="OpenAI-compatible endpoint (key from OPENAI_API_KEY)."),
+    concurrency=typer.Option(8, "--concurrency", help="Requests in flight for --reasoning openai."),
+    refresh=typer.Option(False, "--refresh", help="Ignore the reasoning cache."),
+    max_attempts=typer.Option(
+        3, "--max-attempts", help="Model attempts per sample before the template fallback."
+    ),
+    timeout=typer.Option(60.0, "--timeout", help="Total seconds per request: connect and the whole reply."),
+    audio_input=typer.Option(
+        False, "--audio-input", help="Send the audio as input_audio (endpoints that accept audio)."
+    ),
+    reasoning_opt=typer.Option(
+        None,
+        "--reasoning-opt",
+        help="Further reasoning setting key=value (image_size, max_frames, temperature, max_tokens, "
+        "min_chars, max_chars, seed...).",
+    ),
+)
+_B, _R = _BUILD_OPTIONS, _REASONING_OPTIONS
+
+
+def build_cmd(
+    source: str = _B["source"],
+    all_sources: bool = _B["all_sources"],
+    raw: Path = _B["raw"],
+    raw_root: Path = _B["raw_root"],
+    layout: Path = _B["layout"],
+    out: Path = _B["out"],
+    split: list[str] = _B["split"],
+    limit: int = _B["limit"],
+    workers: int = _B["workers"],
+    shard_size: int = _B["shard_size"],
+    shard_bytes: int = _B["shard_bytes"],
+    param: list[str] = _B["param"],
+    reasoning: str = _R["reasoning"],
+    model: str = _R["model"],
+    base_url: str = _R["base_url"],
+    concurrency: int = _R["concurrency"],
+    refresh: bool = _R["refresh"],
+    max_attempts: int = _R["max_attempts"],
+    timeout: float = _R["timeout"],
+    audio_input: bool = _R["audio_input"],
+    reasoning_opt: list[str] = _R["reasoning_opt"],
+) -> None:
+    """Build validated WebDataset shards from a source's original release layout."""
+    opts = {
+        "model": model,
+        "base_url": base_url,
+        "concurrency": concurrency,
+        "refresh": refresh,
+        "max_attempts": max_attempts,
+        "timeout": timeout,
+        "audio_input": audio_input,
+        "extra": parse_params(reasoning_opt),
+    }
+    kw = dict(
+        splits=split or None,
+        limit=limit,
+        workers=workers,
+        shard_size=shard_size,
+        shard_bytes=shard_bytes,
+        params=parse_params(param),
+        reasoning=reasoning,
+        reasoning_opts=opts,
+    )
+    if all_sources == bool(source):
+        raise typer.BadParameter("give exactly one of --source NAME or --all")
+    if source:
+        _build_single(source, raw, out or Path("avuie-out") / source, kw)
+    else:
+        _build_every(out or Path("avuie-out"), raw_root, layout, kw)
+
+
+def scan_cmd(
+    source: str = typer.Option(..., "--source", "-s", help="Source name."),
+    raw: Path = typer.Option(None, "--raw", help="Raw root (default: the bundled sample)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    param: list[str] = typer.Option(None, "--param", "-p", help="Builder parameter key=value."),
+) -> None:
+    """Parse a source's annotations only (no media work): records, missing media and rejects per split."""
+    from avuie.build.scan import scan
+    from avuie.builders import BuilderError
+
+    try:
+        report = scan(source, raw, parse_params(param))
+    except (BuilderError, KeyError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=1) + "\n")
+        return
+    table = Table(title=f"scan {source} ({report['raw']})")
+    for col in ("split", "records", "samples", "media_missing", "rejected"):
+        table.add_column(col)
+    for split, s in sorted(report["splits"].items()):
+        table.add_row(split, *(str(s[c]) for c in ("records", "samples", "media_missing", "rejected")))
+    Console().print(table)
+    for reason, n in sorted(report["reject_reasons"].items()):
+        Console().print(f"rejected {n}: {reason}")
+
+
+def sources_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the builders with their task family, splits and expected raw layout."""
+    from avuie.builders import load_all
+    from avuie.samples import available
+
+    bundled = set(available())
+    rows = [
+        {
+            "source": n,
+            "family": b.family.value,
+            "splits": list(b.splits),
+            "layout": b.layout,
+            "description": b.description,
+            "license": b.license,
+            "bundled_sample": n in bundled,
+        }
+        for n, b in load_all().items()
+    ]
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=1) + "\n")
+        return
+    table = Table(title=f"{len(rows)} sources")
+    for col in ("source", "family", "splits", "expected raw layout"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["source"], r["family"], ",".join(r["splits"]), r["layout"])
+    Console(width=160).print(table)
+
+
+def validate_cmd(
+    out: Path = typer.Argument(..., help="A build directory (or a folder of builds)."),
+) -> None:
+    """Re-validate every sample of every shard; exit non-zero listing the failing ids."""
+    from avuie.build.validate import validate_build
+
+    if not out.is_dir():
+        console.print(f"[red]error:[/red] {out} is not a folder")
+        raise typer.Exit(2)
+    report = validate_build(out)
+    for fail in report["failures"][:50]:
+        console.print(f"[red]FAIL[/red] {fail['id']}: {fail['error']}")
+    console.print(
+        f"{report['samples']} samples in {report['shards']} shards; {len(report['failures'])} failed"
+    )
+    if report["failures"] or report["samples"] == 0:
+        raise typer.Exit(1)
+
+
+def demo_cmd(
+    out: Path = typer.Option(Path("avuie-out"), "--out", "-o", help="Where the builds and the run go."),
+    steps: int = typer.Option(3, "--steps", help="I-LoRA training steps on the streamed data."),
+    stream_samples: int = typer.Option(64, "--stream-samples", help="Samples to stream over HTTP."),
+) -> None:
+    """Build every bundled sample, validate, serve over HTTP, stream, and take a few I-LoRA steps."""
+    from avuie.demo import run_demo
+
+    summary = run_demo(out, steps=steps, stream_samples=stream_samples, run_one=build_with_bar)
+    console.print(
+        f"[green]demo done:[/green] {summary['sources']} sources, {summary['samples']} samples validated, "
+        f"{sum(summary['streamed'].values())} streamed, losses {summary['losses']}"
+    )
+
+
+def schema_cmd(
+    out: Path = typer.Option(None, "--out", "-o", help="Write to this file (default stdout)."),
+) -> None:
+    """Write the JSON Schema of a sample."""
+    from avuie.schemas import json_schema
+
+    text = json.dumps(json_schema(), indent=1)
+    if out is None:
+        sys.stdout.write(text + "\n")
+    else:
+        out.write_text(text + "\n")
+        console.print(f"wrote {out}")
+
+
 def register(app: typer.Typer) -> None:
     """Add build, scan, sources, validate and schema."""
-
-    @app.command("build")
-    def build_cmd(
-        source: str = typer.Option(None, "--source", "-s", help="Source name (see `avuie sources`)."),
-        all_sources: bool = typer.Option(
-            False, "--all", help="Build every source (bundled samples, or --raw-root)."
-        ),
-        raw: Path = typer.Option(
-            None, "--raw", help="Raw root of the source in its release layout (default: the bundled sample)."
-        ),
-        raw_root: Path = typer.Option(
-            None, "--raw-root", help="With --all: folder holding one raw tree per source."
-        ),
-        layout: Path = typer.Option(
-            None, "--layout", help="With --all: YAML/JSON file mapping source -> raw path."
-        ),
-        out: Path = typer.Option(
-            None, "--out", "-o", help="Build directory (default avuie-out/<source>, or avuie-out with --all)."
-        ),
-        split: list[str] = typer.Option(None, "--split", help="Only these splits (repeatable)."),
-        limit: int = typer.Option(None, "--limit", help="At most N records per split."),
-        workers: int = typer.Option(2, "--workers", "-j", help="Parallel media workers."),
-        shard_size: int = typer.Option(256, "--shard-size", help="Records per shard."),
-        shard_bytes: int = typer.Option(
-            1 << 30, "--shard-bytes", help="A shard rolls over to a new part past this size."
-        ),
-        param: list[str] = typer.Option(
-            None,
-            "--param",
-            "-p",
-            help="Builder parameter key=value (repeatable; with --all: SOURCE.KEY=VALUE).",
-        ),
-        reasoning: str = typer.Option(
-            "template", "--reasoning", help="template (offline, default) or openai."
-        ),
-        model: str = typer.Option(None, "--model", help="Model name for --reasoning openai."),
-        base_url: str = typer.Option(
-            None, "--base-url", help="OpenAI-compatible endpoint (key from OPENAI_API_KEY)."
-        ),
-        concurrency: int = typer.Option(
-            8, "--concurrency", help="Requests in flight for --reasoning openai."
-        ),
-        refresh: bool = typer.Option(False, "--refresh", help="Ignore the reasoning cache."),
-        max_attempts: int = typer.Option(
-            3, "--max-attempts", help="Model attempts per sample before the template fallback."
-        ),
-        timeout: float = typer.Option(
-            60.0, "--timeout", help="Total seconds per request: connect and the whole reply."
-        ),
-        audio_input: bool = typer.Option(
-            False, "--audio-input", help="Send the audio as input_audio (endpoints that accept audio)."
-        ),
-        reasoning_opt: list[str] = typer.Option(
-            None,
-            "--reasoning-opt",
-            help="Further reasoning setting key=value (image_size, max_frames, temperature, max_tokens, "
-            "min_chars, max_chars, seed...).",
-        ),
-    ) -> None:
-        """Build validated WebDataset shards from a source's original release layout."""
-        opts = {
-            "model": model,
-            "base_url": base_url,
-            "concurrency": concurrency,
-            "refresh": refresh,
-            "max_attempts": max_attempts,
-            "timeout": timeout,
-            "audio_input": audio_input,
-            "extra": parse_params(reasoning_opt),
-        }
-        kw = dict(
-            splits=split or None,
-            limit=limit,
-            workers=workers,
-            shard_size=shard_size,
-            shard_bytes=shard_bytes,
-            params=parse_params(param),
-            reasoning=reasoning,
-            reasoning_opts=opts,
-        )
-        if all_sources == bool(source):
-            raise typer.BadParameter("give exactly one of --source NAME or --all")
-        if source:
-            _build_single(source, raw, out or Path("avuie-out") / source, kw)
-        else:
-            _build_every(out or Path("avuie-out"), raw_root, layout, kw)
-
-    @app.command("scan")
-    def scan_cmd(
-        source: str = typer.Option(..., "--source", "-s", help="Source name."),
-        raw: Path = typer.Option(None, "--raw", help="Raw root (default: the bundled sample)."),
-        as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-        param: list[str] = typer.Option(None, "--param", "-p", help="Builder parameter key=value."),
-    ) -> None:
-        """Parse a source's annotations only (no media work): records, missing media and rejects per split."""
-        from avuie.build.scan import scan
-        from avuie.builders import BuilderError
-
-        try:
-            report = scan(source, raw, parse_params(param))
-        except (BuilderError, KeyError, ValueError) as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from exc
-        if as_json:
-            sys.stdout.write(json.dumps(report, indent=1) + "\n")
-            return
-        table = Table(title=f"scan {source} ({report['raw']})")
-        for col in ("split", "records", "samples", "media_missing", "rejected"):
-            table.add_column(col)
-        for split, s in sorted(report["splits"].items()):
-            table.add_row(split, *(str(s[c]) for c in ("records", "samples", "media_missing", "rejected")))
-        Console().print(table)
-        for reason, n in sorted(report["reject_reasons"].items()):
-            Console().print(f"rejected {n}: {reason}")
-
-    @app.command("sources")
-    def sources_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-        """List the builders with their task family, splits and expected raw layout."""
-        from avuie.builders import load_all
-        from avuie.samples import available
-
-        bundled = set(available())
-        rows = [
-            {
-                "source": n,
-                "family": b.family.value,
-                "splits": list(b.splits),
-                "layout": b.layout,
-                "description": b.description,
-                "license": b.license,
-                "bundled_sample": n in bundled,
-            }
-            for n, b in load_all().items()
-        ]
-        if as_json:
-            sys.stdout.write(json.dumps(rows, indent=1) + "\n")
-            return
-        table = Table(title=f"{len(rows)} sources")
-        for col in ("source", "family", "splits", "expected raw layout"):
-            table.add_column(col, overflow="fold")
-        for r in rows:
-            table.add_row(r["source"], r["family"], ",".join(r["splits"]), r["layout"])
-        Console(width=160).print(table)
-
-    @app.command("validate")
-    def validate_cmd(
-        out: Path = typer.Argument(..., help="A build directory (or a folder of builds)."),
-    ) -> None:
-        """Re-validate every sample of every shard; exit non-zero listing the failing ids."""
-        from avuie.build.validate import validate_build
-
-        if not out.is_dir():
-            console.print(f"[red]error:[/red] {out} is not a folder")
-            raise typer.Exit(2)
-        report = validate_build(out)
-        for fail in report["failures"][:50]:
-            console.print(f"[red]FAIL[/red] {fail['id']}: {fail['error']}")
-        console.print(
-            f"{report['samples']} samples in {report['shards']} shards; {len(report['failures'])} failed"
-        )
-        if report["failures"] or report["samples"] == 0:
-            raise typer.Exit(1)
-
-    @app.command("demo")
-    def demo_cmd(
-        out: Path = typer.Option(Path("avuie-out"), "--out", "-o", help="Where the builds and the run go."),
-        steps: int = typer.Option(3, "--steps", help="I-LoRA training steps on the streamed data."),
-        stream_samples: int = typer.Option(64, "--stream-samples", help="Samples to stream over HTTP."),
-    ) -> None:
-        """Build every bundled sample, validate, serve over HTTP, stream, and take a few I-LoRA steps."""
-        from avuie.demo import run_demo
-
-        summary = run_demo(out, steps=steps, stream_samples=stream_samples, run_one=build_with_bar)
-        console.print(
-            f"[green]demo done:[/green] {summary['sources']} sources, {summary['samples']} samples validated, "
-            f"{sum(summary['streamed'].values())} streamed, losses {summary['losses']}"
-        )
-
-    @app.command("schema")
-    def schema_cmd(
-        out: Path = typer.Option(None, "--out", "-o", help="Write to this file (default stdout)."),
-    ) -> None:
-        """Write the JSON Schema of a sample."""
-        from avuie.schemas import json_schema
-
-        text = json.dumps(json_schema(), indent=1)
-        if out is None:
-            sys.stdout.write(text + "\n")
-        else:
-            out.write_text(text + "\n")
-            console.print(f"wrote {out}")
+    app.command("build")(build_cmd)
+    app.command("scan")(scan_cmd)
+    app.command("sources")(sources_cmd)
+    app.command("validate")(validate_cmd)
+    app.command("demo")(demo_cmd)
+    app.command("schema")(schema_cmd)

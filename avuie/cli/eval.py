@@ -74,7 +74,6 @@ def eval_command(
 ) -> None:
     """Score model responses against the ground truth of a build, with each benchmark's own metric."""
     from avuie.builders import load_all
-    from avuie.eval.runner import evaluate
 
     if task and all_tasks:
         raise typer.BadParameter("give --task NAME or --all, not both")
@@ -82,6 +81,21 @@ def eval_command(
     unknown = sorted(set(task or []) - known)
     if unknown:
         raise typer.BadParameter(f"unknown task(s) {unknown}; known: {', '.join(sorted(known))}")
+    report = _evaluate_with_bar(
+        pred, data, task or None, mask_backend, str(sam2_checkpoint or "") or None,
+        caption_tokenizer=caption_tokenizer, meteor=meteor, max_line_bytes=max_line_bytes,
+    )  # fmt: skip
+    _print_eval_report(report, pred, data)
+    if to:
+        to.parent.mkdir(parents=True, exist_ok=True)
+        to.write_text(json.dumps(report, indent=2))
+        console.print(f"report written to {to}")
+
+
+def _evaluate_with_bar(pred: Path, data: Path, *args, **kwargs) -> dict:
+    """`avuie.eval.runner.evaluate` with one progress bar per stage; exit 1 with its error when it fails."""
+    from avuie.eval.runner import evaluate
+
     with _progress() as bar:
         ids: dict[str, int] = {}
 
@@ -91,13 +105,14 @@ def eval_command(
             bar.update(ids[stage], completed=done, total=total)
 
         try:
-            report = evaluate(
-                pred, data, task or None, mask_backend, str(sam2_checkpoint or "") or None, progress,
-                caption_tokenizer=caption_tokenizer, meteor=meteor, max_line_bytes=max_line_bytes,
-            )  # fmt: skip
+            return evaluate(pred, data, *args, progress, **kwargs)
         except (FileNotFoundError, ValueError, RuntimeError) as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None
+
+
+def _print_eval_report(report: dict, pred: Path, data: Path) -> None:
+    """The summary table and the warnings of an eval report."""
     table = Table(title=f"avuie eval: {pred}")
     for col in ("task", "n", "unparseable", "primary", "value", "metrics"):
         table.add_column(col)
@@ -123,10 +138,6 @@ def eval_command(
         )
     if report["n_unknown_ids"]:
         console.print(f"[yellow]{report['n_unknown_ids']} predicted ids are not in {data}[/yellow]")
-    if to:
-        to.parent.mkdir(parents=True, exist_ok=True)
-        to.write_text(json.dumps(report, indent=2))
-        console.print(f"report written to {to}")
 
 
 def default_chart_path(report: Path | None) -> Path | None:

@@ -12,6 +12,57 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
 
 
+def _index_shards(out: Path, console):
+    """Open the shard catalog of OUT and index its shards with a progress bar; return (catalog, index)."""
+    from avuie.cli.progress import progress_bar
+    from avuie.shards.layout import find_shards
+    from avuie.shards.server import ShardCatalog
+
+    try:
+        catalog = ShardCatalog(out)
+    except FileNotFoundError as error:
+        raise typer.BadParameter(str(error), param_hint="OUT") from error
+    total = len(find_shards(catalog.root))
+    if total == 0:
+        raise typer.BadParameter(f"no shards (*.tar) under {out}", param_hint="OUT")
+    with progress_bar(console, transient=True) as progress:
+        task = progress.add_task("indexing shards", total=total)
+        index = catalog.refresh(
+            progress=lambda rel: progress.update(task, advance=1, description=f"indexing {rel}")
+        )
+    return catalog, index
+
+
+def _run(
+    catalog, index: dict, out: Path, host: str, port: int, token: str | None, log_level: str, limits
+) -> None:
+    """Run the server on the indexed catalog until it stops; announce the URL when it listens."""
+    from avuie.shards.server import run_server
+
+    def ready(url: str) -> None:
+        guard = "token required" if token else "no token"
+        typer.echo(
+            f"Serving {len(index['shards'])} shards ({index['total']} samples) from {out} at {url} ({guard})"
+        )
+        typer.echo(f"Index: {url}/index.json   Stop: Ctrl-C or SIGTERM", err=False)
+
+    try:
+        run_server(
+            catalog.root,
+            host,
+            port,
+            token,
+            catalog=catalog,
+            log_level=log_level,
+            on_ready=ready,
+            limits=limits,
+        )
+    except OSError as error:
+        raise typer.BadParameter(
+            f"cannot listen on {host}:{port}: {error}", param_hint="--host/--port"
+        ) from error
+
+
 def serve(
     out: Path = typer.Argument(..., help="Build directory (or a root holding several builds) to serve."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for every interface)."),
@@ -44,49 +95,14 @@ def serve(
     """
     from rich.console import Console
 
-    from avuie.cli.progress import progress_bar
     from avuie.shards.guard import ServerLimits
-    from avuie.shards.layout import find_shards
-    from avuie.shards.server import ShardCatalog, run_server
 
     console = Console(stderr=True)
     try:
         limits = ServerLimits(header_timeout, keep_alive, max_connections=max_connections)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
-    try:
-        catalog = ShardCatalog(out)
-    except FileNotFoundError as error:
-        raise typer.BadParameter(str(error), param_hint="OUT") from error
-    total = len(find_shards(catalog.root))
-    if total == 0:
-        raise typer.BadParameter(f"no shards (*.tar) under {out}", param_hint="OUT")
-    with progress_bar(console, transient=True) as progress:
-        task = progress.add_task("indexing shards", total=total)
-        index = catalog.refresh(
-            progress=lambda rel: progress.update(task, advance=1, description=f"indexing {rel}")
-        )
+    catalog, index = _index_shards(out, console)
 
-    def ready(url: str) -> None:
-        guard = "token required" if token else "no token"
-        typer.echo(
-            f"Serving {len(index['shards'])} shards ({index['total']} samples) from {out} at {url} ({guard})"
-        )
-        typer.echo(f"Index: {url}/index.json   Stop: Ctrl-C or SIGTERM", err=False)
-
-    try:
-        run_server(
-            catalog.root,
-            host,
-            port,
-            token,
-            catalog=catalog,
-            log_level=log_level,
-            on_ready=ready,
-            limits=limits,
-        )
-    except OSError as error:
-        raise typer.BadParameter(
-            f"cannot listen on {host}:{port}: {error}", param_hint="--host/--port"
-        ) from error
+    _run(catalog, index, out, host, port, token, log_level, limits)
     console.print("server stopped")

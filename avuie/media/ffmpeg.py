@@ -11,14 +11,14 @@ frames is the picture shown at ``start + (i + 0.5) * d / N``.
 
 from __future__ import annotations
 
-import json
-import re
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+
+from avuie.media.info import MediaInfo, parse_ffmpeg_header, parse_ffprobe_json
 
 REASONS = (
     "missing_file",
@@ -52,23 +52,6 @@ class MediaError(Exception):
             raise ValueError(f"unknown MediaError reason {reason!r}")
         self.reason, self.detail, self.path = reason, detail, str(path) if path is not None else None
         super().__init__(f"{reason}: {detail}" + (f" ({path})" if path is not None else ""))
-
-
-@dataclass(frozen=True)
-class MediaInfo:
-    """What a file holds (first video stream, first audio stream). Duration in s (centisecond precision)."""
-
-    duration: float | None
-    fps: float | None
-    width: int | None
-    height: int | None
-    has_video: bool
-    has_audio: bool
-    audio_sample_rate: int | None
-    audio_channels: int | None
-    video_codec: str | None
-    audio_codec: str | None
-    format: str | None
 
 
 @dataclass
@@ -157,102 +140,6 @@ def _tail(stderr: str, n: int = 6) -> str:
 
 
 # ---------------------------------------------------------------- probing
-
-
-def _round_duration(seconds: float) -> float:
-    """Round to centiseconds exactly as ffmpeg prints ``Duration:`` (so ffprobe and ffmpeg agree)."""
-    us = round(seconds * 1_000_000)
-    return ((us + 5000) // 10000) / 100
-
-
-_CHANNELS = {"mono": 1, "stereo": 2, "2.1": 3, "3.0": 3, "3.0(back)": 3, "4.0": 4, "quad": 4, "quad(side)": 4}
-_CHANNELS |= {
-    "4.1": 5,
-    "5.0": 5,
-    "5.0(side)": 5,
-    "5.1": 6,
-    "5.1(side)": 6,
-    "6.0": 6,
-    "6.1": 7,
-    "7.0": 7,
-    "7.1": 8,
-}
-_STREAM_RE = re.compile(r"Stream #0:\d+(?:\[0x[0-9a-f]+\])?(?:\([^)]*\))?: (Video|Audio): (.*)")
-
-
-def _parse_fps(text: str) -> float | None:
-    for unit in ("fps", "tbr"):
-        m = re.search(r"([\d.]+)(k?) " + unit, text)
-        if m:
-            value = float(m.group(1)) * (1000 if m.group(2) else 1)
-            return round(value, 2) if value > 0 else None
-    return None
-
-
-def parse_ffmpeg_header(stderr: str) -> MediaInfo | None:
-    """Parse the ``Input #0`` block that ``ffmpeg -i`` prints; return None when there is no such block."""
-    m = re.search(r"Input #0, (.+?), from ", stderr)
-    if not m:
-        return None
-    info: dict = {"format": m.group(1), "duration": None, "has_video": False, "has_audio": False}
-    d = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", stderr)
-    if d:
-        info["duration"] = _round_duration(int(d.group(1)) * 3600 + int(d.group(2)) * 60 + float(d.group(3)))
-    for kind, rest in _STREAM_RE.findall(stderr):
-        if kind == "Video" and not info["has_video"] and "(attached pic)" not in rest:
-            size = re.search(r"(?:^|[ ,])(\d{1,5})x(\d{1,5})(?=$|[ ,\[])", rest)
-            info |= {"has_video": True, "video_codec": rest.split()[0].rstrip(","), "fps": _parse_fps(rest)}
-            info |= {"width": int(size.group(1)), "height": int(size.group(2))} if size else {}
-        elif kind == "Audio" and not info["has_audio"]:
-            a = re.search(r"(\d+) Hz, ([^,]+)", rest)
-            layout = a.group(2).strip() if a else ""
-            n = re.match(r"(\d+) channels", layout)
-            channels = int(n.group(1)) if n else _CHANNELS.get(layout, _CHANNELS.get(layout.split("(")[0]))
-            info |= {
-                "has_audio": True,
-                "audio_codec": rest.split()[0].rstrip(","),
-                "audio_channels": channels,
-            }
-            info |= {"audio_sample_rate": int(a.group(1))} if a else {}
-    keys = MediaInfo.__dataclass_fields__
-    return MediaInfo(**{k: info.get(k) for k in keys})
-
-
-def parse_ffprobe_json(text: str) -> MediaInfo:
-    """Turn ``ffprobe -print_format json -show_format -show_streams`` output into a MediaInfo."""
-    data = json.loads(text)
-    fmt = data.get("format", {})
-    streams = data.get("streams", [])
-    video = next(
-        (
-            s
-            for s in streams
-            if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")
-        ),
-        None,
-    )
-    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
-    duration = _round_duration(float(fmt["duration"])) if fmt.get("duration") not in (None, "N/A") else None
-    fps = None
-    if video:
-        for key in ("avg_frame_rate", "r_frame_rate"):
-            num, _, den = str(video.get(key, "0/0")).partition("/")
-            if float(den or 1) > 0 and float(num) > 0:
-                fps = round(float(num) / float(den or 1), 2)
-                break
-    return MediaInfo(
-        duration=duration,
-        fps=fps,
-        width=video.get("width") if video else None,
-        height=video.get("height") if video else None,
-        has_video=video is not None,
-        has_audio=audio is not None,
-        audio_sample_rate=int(audio["sample_rate"]) if audio and audio.get("sample_rate") else None,
-        audio_channels=audio.get("channels") if audio else None,
-        video_codec=video.get("codec_name") if video else None,
-        audio_codec=audio.get("codec_name") if audio else None,
-        format=fmt.get("format_name"),
-    )
 
 
 def probe(path: str | Path) -> MediaInfo:
@@ -352,6 +239,43 @@ def _seek_args(start: float, cut: float) -> dict[str, str]:
     return args
 
 
+def _video_info(path: Path, info: MediaInfo | None, need_audio: bool) -> MediaInfo:
+    """The file's MediaInfo (probed unless given); MediaError when it lacks a stream the cut needs."""
+    info = info or probe(path)
+    if not info.has_video:
+        raise MediaError("no_video_stream", "the file has no video stream", path)
+    if need_audio and not info.has_audio:
+        raise MediaError("no_audio_stream", "the video has no audio stream", path)
+    return info
+
+
+def _read_frames(tmpdir: Path, num_frames: int, stderr: str, path: Path) -> list[bytes]:
+    """The JPEG frames ffmpeg wrote into tmpdir, in order; MediaError when fewer than asked were decoded."""
+    frames = [p.read_bytes() for p in sorted(tmpdir.glob("f_*.jpg"))]
+    if len(frames) < num_frames:
+        raise MediaError(
+            "corrupt_media", f"decoded {len(frames)} of {num_frames} frames: {_tail(stderr, 3)}", path
+        )
+    return frames
+
+
+def _frames_output(src, cut: float, num_frames: int, size: tuple[int, int], jpeg_quality: int, pattern: Path):
+    """The ffmpeg-python output writing `num_frames` JPEGs at the centres of `num_frames` equal parts of the cut."""
+    import ffmpeg
+
+    w, h = size
+    video = (
+        src["v:0"]
+        .filter("setpts", f"PTS-{0.5 * cut / num_frames:.6f}/TB")
+        .filter("fps", fps=f"{num_frames}/{cut:.6f}", round="up", start_time=0)
+        .filter("scale", w=w, h=h, flags="bicubic", out_range="full")
+        .filter("setsar", 1)
+        .filter("format", "yuvj420p")
+    )
+    frame_opts = {"frames:v": num_frames, "q:v": jpeg_quality, "flags:v": "+bitexact"}
+    return ffmpeg.output(video, str(pattern), vcodec="mjpeg", f="image2", **frame_opts, **_BITEXACT_OUT)
+
+
 def extract_clip(
     path: str | Path,
     *,
@@ -381,42 +305,20 @@ def extract_clip(
         raise ValueError(f"num_frames must be >= 1, not {num_frames}")
     path = Path(path).absolute()
     check_file(path)
-    info = info or probe(path)
-    if not info.has_video:
-        raise MediaError("no_video_stream", "the file has no video stream", path)
-    if with_audio and require_audio and not info.has_audio:
-        raise MediaError("no_audio_stream", "the video has no audio stream", path)
+    info = _video_info(path, info, with_audio and require_audio)
     cut, clamped = _plan_cut(path, info, start, duration, min_duration)
     want_audio = with_audio and info.has_audio
     num_samples = round(cut * sample_rate)
-    w, h = size
     with tempfile.TemporaryDirectory(prefix="avuie_clip_") as tmp:
         tmpdir = Path(tmp)
         src = ffmpeg.input(str(path), **_seek_args(start, cut))
-        video = (
-            src["v:0"]
-            .filter("setpts", f"PTS-{0.5 * cut / num_frames:.6f}/TB")
-            .filter("fps", fps=f"{num_frames}/{cut:.6f}", round="up", start_time=0)
-            .filter("scale", w=w, h=h, flags="bicubic", out_range="full")
-            .filter("setsar", 1)
-            .filter("format", "yuvj420p")
-        )
-        frame_opts = {"frames:v": num_frames, "q:v": jpeg_quality, "flags:v": "+bitexact"}
-        outputs = [
-            ffmpeg.output(
-                video, str(tmpdir / "f_%04d.jpg"), vcodec="mjpeg", f="image2", **frame_opts, **_BITEXACT_OUT
-            )
-        ]
+        outputs = [_frames_output(src, cut, num_frames, size, jpeg_quality, tmpdir / "f_%04d.jpg")]
         if want_audio:
             outputs.append(
                 _wav_output(_audio_chain(src["a:0"], sample_rate, num_samples), tmpdir / "a.wav", sample_rate)
             )
         stderr = _run_graph(outputs, path)
-        frames = [p.read_bytes() for p in sorted(tmpdir.glob("f_*.jpg"))]
-        if len(frames) < num_frames:
-            raise MediaError(
-                "corrupt_media", f"decoded {len(frames)} of {num_frames} frames: {_tail(stderr, 3)}", path
-            )
+        frames = _read_frames(tmpdir, num_frames, stderr, path)
         audio = (tmpdir / "a.wav").read_bytes() if want_audio else None
     return Clip(
         frames=frames,
@@ -425,7 +327,7 @@ def extract_clip(
         audio_num_samples=num_samples if want_audio else 0,
         start=float(start),
         duration=cut,
-        size=(w, h),
+        size=(size[0], size[1]),
         original_size=(info.width or 0, info.height or 0),
         fps=info.fps,
         source_duration=info.duration or 0.0,
@@ -475,27 +377,3 @@ def extract_audio(
         source_duration=info.duration or 0.0,
         clamped=clamped,
     )
-
-
-def audio_windows(
-    total_seconds: float, n: int, window: float, stride: float | None = None
-) -> list[list[float]]:
-    """Return ``n`` windows ``[start, end]`` of ``window`` s inside ``[0, total_seconds]``.
-
-    With ``stride`` the k-th window starts at ``k * stride`` (MUSIC-AVQA: n=10, window=2, stride=6); without,
-    the windows are spread evenly from 0 to the end (10 s clip, n=10, window=1: ten 1 s segments; emotion:
-    n=1, window=4; arig: n=5, window=1). Windows never pass the end: they are shifted back (and shortened
-    only when the audio is shorter than one window). Values are rounded to milliseconds.
-    """
-    if n < 1 or window <= 0 or total_seconds <= 0:
-        raise ValueError(
-            f"audio_windows needs n >= 1, window > 0, total > 0 (got {n}, {window}, {total_seconds})"
-        )
-    width = min(window, total_seconds)
-    if stride is None:
-        stride = (total_seconds - width) / (n - 1) if n > 1 else 0.0
-    out = []
-    for k in range(n):
-        s = min(k * stride, total_seconds - width)
-        out.append([round(s, 3), round(s + width, 3)])
-    return out
