@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 from avuie.schemas import SegmentationTarget, TaskFamily, canonical
-from avuie.schemas.vocab import AVSBENCH_LABEL2IDX_NAMES
+from avuie.schemas.classes import AVSBENCH_LABEL2IDX_NAMES
 
 from ._masks import MIN_AREA, Invalid, class_masks, frame_size, object_groups
 from .base import (

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 from avuie.schemas import AVParsingTarget, TaskFamily, canonical
@@ -183,33 +183,12 @@ class AvvpBuilder(Builder):
             return
         context: dict[str, object] = {"video_id": ytid, "filename": filename}
         if split == "train":
-            raw_labels = [x.strip() for x in labels_text.split(",") if x.strip()]
-            if not raw_labels:
-                yield reject("no_labels", f"{filename} has no event label", filename)
-                return
-            try:
-                labels = sorted({canonical("avvp", x) for x in raw_labels})
-            except ValueError as exc:
-                yield reject("unknown_class", str(exc), filename)
-                return
-            whole = [(0, CLIP_SECONDS)]
-            target_kw = {"audio": dict.fromkeys(labels, whole), "visual": dict.fromkeys(labels, whole)}
-            target_kw["weak"] = True
+            target_kw = _weak_target(filename, labels_text)
         else:
-            audio_rows = dense["audio"].get(filename, [])
-            visual_rows = dense["visual"].get(filename, [])
-            if not audio_rows and not visual_rows:
-                yield reject("no_dense_labels", f"{filename} has no row in the eval CSVs", filename)
-                return
-            events = {}
-            for modality, rows in (("audio", audio_rows), ("visual", visual_rows)):
-                efile = EVAL_FILES[modality]
-                events[modality], bad = dense_events(rows, efile)
-                if filename not in reported:  # a video listed twice reports its bad eval rows once
-                    for n, reason, detail in bad:
-                        yield Reject(split, f"{efile}:{n}", reason, f"{filename}: {detail}", "", efile, n)
-            reported.add(filename)
-            target_kw = {**events, "weak": False}
+            target_kw = yield from _dense_target(split, filename, dense, reported)
+        if isinstance(target_kw, tuple):  # (reason, detail): the video gives no sample
+            yield reject(*target_kw, filename)
+            return
         try:
             target = AVParsingTarget(duration=CLIP_SECONDS, **target_kw)
         except ValueError as exc:
@@ -227,3 +206,36 @@ class AvvpBuilder(Builder):
             annotation_file=fname,
             annotation_row=row,
         )
+
+
+def _weak_target(filename: str, labels_text: str) -> dict[str, object] | tuple[str, str]:
+    """A train row's target fields: each weak label for both modalities over the whole clip; or (reason, detail)."""
+    raw_labels = [x.strip() for x in labels_text.split(",") if x.strip()]
+    if not raw_labels:
+        return "no_labels", f"{filename} has no event label"
+    try:
+        labels = sorted({canonical("avvp", x) for x in raw_labels})
+    except ValueError as exc:
+        return "unknown_class", str(exc)
+    whole = [(0, CLIP_SECONDS)]
+    return {"audio": dict.fromkeys(labels, whole), "visual": dict.fromkeys(labels, whole), "weak": True}
+
+
+def _dense_target(
+    split: str, filename: str, dense: dict[str, dict[str, list[DenseRow]]], reported: set[str]
+) -> Generator[Reject, None, dict[str, object] | tuple[str, str]]:
+    """Yield the rejects of a val/test video's bad eval rows (once per video); return its target fields, or
+    (reason, detail) when it has no eval row."""
+    audio_rows = dense["audio"].get(filename, [])
+    visual_rows = dense["visual"].get(filename, [])
+    if not audio_rows and not visual_rows:
+        return "no_dense_labels", f"{filename} has no row in the eval CSVs"
+    events = {}
+    for modality, rows in (("audio", audio_rows), ("visual", visual_rows)):
+        efile = EVAL_FILES[modality]
+        events[modality], bad = dense_events(rows, efile)
+        if filename not in reported:  # a video listed twice reports its bad eval rows once
+            for n, reason, detail in bad:
+                yield Reject(split, f"{efile}:{n}", reason, f"{filename}: {detail}", "", efile, n)
+    reported.add(filename)
+    return {**events, "weak": False}

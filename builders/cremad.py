@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from avuie.schemas import TaskFamily
-from avuie.schemas.vocab import CREMAD_CODES
+from avuie.schemas.classes_clips import CREMAD_CODES
 
 from ._clip import clip_record, list_param
 from .base import Builder, BuilderError, Record, Reject, read_csv_rows, register

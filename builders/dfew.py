@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from avuie.schemas import TaskFamily
-from avuie.schemas.vocab import DFEW_EMOTIONS
+from avuie.schemas.classes_clips import DFEW_EMOTIONS
 
 from ._clip import clip_record, find_clip, first_dir, int_param
 from .base import Builder, BuilderError, Record, Reject, read_text_lines, register

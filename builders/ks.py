@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from avuie.schemas import TaskFamily, canonical
-from avuie.schemas.vocab import KINETICS_SOUNDS_DEFAULT
+from avuie.schemas.classes_clips import KINETICS_SOUNDS_DEFAULT
 
 from ._clip import clip_record, list_param
 from .base import Builder, BuilderError, Record, Reject, read_csv_rows, register

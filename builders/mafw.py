@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from avuie.schemas import TaskFamily
-from avuie.schemas.vocab import MAFW_EMOTIONS
+from avuie.schemas.classes_clips import MAFW_EMOTIONS
 
 from ._clip import clip_record, first_dir, int_param
 from .base import Builder, BuilderError, Record, Reject, read_text_lines, register

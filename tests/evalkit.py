@@ -29,15 +29,9 @@ from avuie.schemas import (
     make_key,
     render_answer,
 )
-from avuie.schemas.vocab import (  # noqa: E501
-    AVE_CLASSES,
-    AVQA_ANSWERS,
-    AVS_CLASSES,
-    KINETICS_SOUNDS_CLASSES,
-    LLP_CLASSES,
-    MELD_EMOTIONS,
-    REFAVS_OBJECTS,
-)
+from avuie.schemas.classes import AVE_CLASSES, AVQA_ANSWERS, LLP_CLASSES, REFAVS_OBJECTS
+from avuie.schemas.classes_clips import KINETICS_SOUNDS_CLASSES, MELD_EMOTIONS
+from avuie.schemas.vocab import AVS_CLASSES
 from PIL import Image
 
 N = 6

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from avuie.schemas import make_key, make_sample_id, render_answer
-from avuie.schemas.vocab import AVE_CLASSES
+from avuie.schemas.classes import AVE_CLASSES
 from PIL import Image
 
 from avuie.reasoning.cache import ChainCache

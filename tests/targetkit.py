@@ -16,7 +16,7 @@ from avuie.schemas import (
     SegmentationTarget,
     SingleEventTarget,
 )
-from avuie.schemas.vocab import AVE_CLASSES, AVQA_ANSWERS, LLP_CLASSES
+from avuie.schemas.classes import AVE_CLASSES, AVQA_ANSWERS, LLP_CLASSES
 from hypothesis import strategies as st
 
 words = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=8)

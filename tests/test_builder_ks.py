@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from avuie.builders import BuilderError, Record, get_builder
-from avuie.schemas.vocab import KINETICS_SOUNDS_DEFAULT
+from avuie.schemas.classes_clips import KINETICS_SOUNDS_DEFAULT
 
 from avuie.media.synth import make_video
 from tests.buildkit import assert_build_ok, build_source, scan_counts

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from avuie.builders import BuilderError, Record, get_builder
-from avuie.schemas.vocab import AVSBENCH_LABEL2IDX_NAMES
+from avuie.schemas.classes import AVSBENCH_LABEL2IDX_NAMES
 from PIL import Image
 from typer.testing import CliRunner
 

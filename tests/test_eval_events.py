@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 import pytest
-from avuie.schemas.vocab import LLP_CLASSES
+from avuie.schemas.classes import LLP_CLASSES
 
 from avuie.eval.metrics_events import (
     ave_accuracy,

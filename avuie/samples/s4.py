@@ -21,7 +21,7 @@ from PIL import Image
 
 from avuie.media.images import voc_palette
 from avuie.media.synth import make_audio, make_image, make_mask
-from avuie.schemas.vocab import AVSBENCH_LABEL2IDX_NAMES
+from avuie.schemas.classes import AVSBENCH_LABEL2IDX_NAMES
 
 VERSION = 1
 RAW_SUBDIR = "AVSBench-semantic"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from avuie.media.synth import make_video
-from avuie.schemas.vocab import UCF101_CLASSES
+from avuie.schemas.classes_clips import UCF101_CLASSES
 
 VERSION = 1
 RAW_SUBDIR = ""
