@@ -250,3 +250,14 @@ def test_build_path_imports_no_torch():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+ROOM_FOLDERS = {"schemas": "schemas/", "shards": "shards/", "builders": "builders/", "trainer": "trainer/",
+                "demo": "avuie/demo.py"}  # fmt: skip
+
+
+def test_architecture_page_has_a_line_per_room():
+    page = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    table = page.split("## The rooms", 1)[1].split("\n## ", 1)[0]
+    missing = [r for r in ALLOWED if f"| `{ROOM_FOLDERS.get(r, f'avuie/{r}/')}` |" not in table]
+    assert missing == []

@@ -6,12 +6,14 @@
 | `hf` | a Hugging Face `datasets.DatasetDict` (one split per build split), `load_from_disk(DEST)` | hf.py |
 | `sharegpt` | LLaMA-Factory sharegpt JSON per split + `dataset_info.json` + media under `DEST/media/` | sharegpt.py |
 
-This module holds the format names and the dispatcher; each format module imports only common.py, so there
-is no import circle. Shared helpers (options, reading, media files) are in common.py.
+This module holds the format table (`EXPORTERS`) and the dispatcher; each format module imports only
+common.py (options, reading, media files), so there is no import circle. Adding a format: its module and one
+line in `EXPORTERS`.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,14 @@ from avuie.export.common import (
     split_counts,
 )
 
-FORMATS = ("crab-plus", "hf", "sharegpt")
+# format -> (module, function) of its exporter, imported only when that format runs (hf needs `datasets`).
+# An exporter takes (build folders, dest, ExportOptions, tick(n)) and returns its summary dict.
+EXPORTERS: dict[str, tuple[str, str]] = {
+    "crab-plus": ("avuie.export.crab", "export_crab_plus"),
+    "hf": ("avuie.export.hf", "export_hf"),
+    "sharegpt": ("avuie.export.sharegpt", "export_sharegpt"),
+}
+FORMATS = tuple(EXPORTERS)
 
 
 def export(
@@ -59,14 +68,6 @@ def export(
         if progress:
             progress(done[0], total)
 
-    if fmt == "sharegpt":
-        from avuie.export.sharegpt import export_sharegpt
-
-        return export_sharegpt(catalog.builds, dest, opts, tick)
-    if fmt == "crab-plus":
-        from avuie.export.crab import export_crab_plus
-
-        return export_crab_plus(catalog.builds, dest, opts, tick)
-    from avuie.export.hf import export_hf
-
-    return export_hf(catalog.builds, dest, opts, tick)
+    module, function = EXPORTERS[fmt]
+    exporter = getattr(importlib.import_module(module), function)
+    return exporter(catalog.builds, dest, opts, tick)
