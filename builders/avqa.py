@@ -21,7 +21,8 @@ under the misspelled key `anser` (`answer` is accepted too). The full-width `？
 One sample per question: native id `<video_id>_q<question_id>` (`<video_id>_r<position>` when an entry has no
 `question_id`, as some MUSIC-AVQA-v2.0 files). The question type is kept as "Modality/Type"; the answer goes
 through the 42-word vocabulary (`canonical("avqa", ...)`). Media: the whole clip, 10 frames, 16 kHz audio
-with ten 2 s windows, one every 6 s (0-2, 6-8, ..., 54-56), as Crab+ feeds its model.
+with ten 2 s windows centred 0.5 s after every 6th second (0-1.5, 5.5-7.5, ..., 53.5-55.5), as Crab+ feeds its
+model (`avuie.schemas.crab_media.avqa_windows`; Crab+ pads the first window with 0.5 s of silence before the clip).
 
 Rejects: `malformed_entry` (not an object, a missing key, a `type`/`templ_values` that is not JSON),
 `template_mismatch` (placeholders and values differ in number), `question_deleted`, `unknown_answer`,
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from avuie.schemas import OpenQATarget, TaskFamily, canonical
+from avuie.schemas.crab_media import avqa_windows
 
 from .base import Builder, BuilderError, Record, Reject, VideoMedia, error_text, register
 from .instructions import instruction
@@ -54,7 +56,7 @@ VIDEO_DIRS = (
     "videos",
     "video",
 )
-AUDIO_WINDOWS = [(6.0 * k, 6.0 * k + 2.0) for k in range(10)]
+AUDIO_WINDOWS = [(max(0.0, s), e) for s, e in avqa_windows()]  # the first starts at the clip
 PLACEHOLDER = re.compile(r"<[A-Za-z]+>")
 
 

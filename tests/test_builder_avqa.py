@@ -60,7 +60,9 @@ def test_bundled_sample_builds_with_music_audio_windows(tmp_path: Path) -> None:
     video, audio = s["media"]
     assert video["frame_count"] == 10 and abs(video["duration"] - 60.0) < 0.1
     assert audio["sample_rate"] == 16000 and abs(audio["duration"] - 60.0) < 0.1
-    assert audio["segments"] == [[6.0 * k, 6.0 * k + 2.0] for k in range(10)]
+    assert audio["segments"] == [
+        [max(0.0, 6.0 * k - 0.5), 6.0 * k + 1.5] for k in range(10)
+    ]  # Crab+'s windows
     synth = by_id["avqa/train/va00003871_q5"]
     assert "MUCIS-AVQA-videos-Synthetic" in synth["media"][0]["source_path"]
     # the same video in val and test gives two samples with distinct ids

@@ -114,7 +114,10 @@ def export_cmd(
         "mp4", "--video", help="mp4 (encode each frame sequence, default) or frames (JPEG folders only)."
     ),
     val_to: str = typer.Option(
-        "val", "--val-to", help="crab-plus: where val goes: val (own val.json), train, test or drop."
+        "auto",
+        "--val-to",
+        help="crab-plus: where val goes: auto (test.json for a task Crab+ evaluates that has no test split, "
+        "else val.json), val, train, test or drop.",
     ),
     workers: int = typer.Option(2, "--workers", "-j", help="Parallel media writers."),
     force: bool = typer.Option(False, "--force", help="Write into a non-empty destination."),

@@ -47,7 +47,7 @@ class ExportOptions:
     splits: list[str] | None = None
     sources: list[str] | None = None
     video: str = "mp4"  # mp4 | frames
-    val_to: str = "val"  # crab-plus: val | train | test | drop
+    val_to: str = "auto"  # crab-plus: auto | val | train | test | drop (avuie/export/crab.py)
     workers: int = 2
     force: bool = False
 

@@ -1,38 +1,28 @@
-"""`avuie export --format crab-plus`: the layout the official Crab+ trainer reads (GeWu-Lab/Crab_Plus).
+"""`avuie export --format crab-plus`: the layout Crab+'s own code reads (GeWu-Lab/Crab_Plus, commit 7ddc56d).
 
-The Crab+ loader (`dataset/qwen2_5_omni/omni_dataset.py`) opens `AVUIE_2/<task>/{train,test}.json` under its
-`data_root` and joins each entry's media names onto fixed folders:
-
-- video tasks: `AVUIE_2/<task>/video/<video_path>` (read with decord, `nframes` 10, or 4 for emotion) and
-  `AVUIE_2/<task>/audio/<audio_path>` (librosa at 16 kHz, then cut per task: ten 1 s segments of a 10 s clip,
-  ten 2 s windows every 6 s of a 60 s MUSIC-AVQA clip, the first 4 s for emotion);
-- image tasks (s4, ms3, arig, ref_avs): `AVUIE_2/<task>/<image_path>` and `AVUIE_2/<task>/<audio_path>`, in an
-  AVSBench-style tree (`v1s/`, `v1m/`, Ref-AVS `media/`); s4 and ms3 take second `idx` of a 5 s audio, ref_avs
-  second `idx` of a 10 s audio.
-
-The mapping (one sample -> one JSON entry; `<key>` is the sample's webdataset key, unique):
+Crab+'s loaders (`dataset/qwen2_5_omni/omni_dataset.py`: `OmniDataset` reads `AVUIE_2/<task>/train.json`,
+`OmniTestDataset` `AVUIE_2/<task>/test.json`, lines 26-32) join media names onto `AVUIE_2/<task>/video/`,
+`AVUIE_2/<task>/audio/` (video tasks) or `AVUIE_2/<task>/` itself (s4, ms3, arig, ref_avs; 91-96, 1246-1251).
+Its SAM2 step (`seg/scripts/inference_3.py:355`, `inference_ref_3.py:256`) finds a frame's ground-truth mask
+from the frame's path. docs/FIDELITY.md has the rules with their lines and the tests that hold them.
 
 | what | where |
 |---|---|
-| task folder | the sample's `source` (the 19 `--source` names are the Crab+ task names) |
-| split file | `train` -> train.json; `test*` (Ref-AVS test_s/u/n too) -> test.json; `val` -> `--val-to` (default: its own val.json, which the official loader does not read; `train`, `test` or `drop` instead); other splits -> `<split>.json` |
-| frames | `video/<key>/frame_00.jpg...` (`video/<key>_<role>/` when a sample has two videos) |
-| video | `video/<key>.mp4`: the frames encoded one per sampled time, so decord's `nframes` gives them back (`--video frames` skips it and `video_path` names the frame folder instead) |
-| audio | `audio/<key>.wav` (16 kHz mono, the sample's own audio) |
-| image tasks | `<tree>/<key>/frames/<idx>.jpg`, `<tree>/<key>/audio.wav`, `<tree>/<key>/masks/mask_k.png` |
-| assistant turn | the sample's `response` (reasoning + tagged answer) under `output` and under the key the loader reads for that task (`label_content`, `label`, `new_label` for ucf) |
-| identity | `sample_id` (ours), `task_name`, `split` (the build's split name) |
-| instruction | ours, with Crab markers `<video_start><video><video_end>` etc. (the Crab+ loader writes its own prompts) |
-
-Image-task audio: our s4/ms3/ref_avs samples carry the 1 s of audio aligned with their frame. The loader cuts
-second `idx` out of a 5 s (10 s for ref_avs) file, so the exported `audio.wav` is that length with the sample's
-second at slot `idx` (s4: always slot 0, as the loader hard-codes it) and silence elsewhere: the loader then
-feeds the model exactly the sample's audio. Task fields the loader indexes (`vid`, `event`, `a_obj`,
-`correct_video`...) are filled from the typed target; fields with no counterpart are empty strings.
+| task folder | the sample's `source` (the 19 `--source` names are Crab+'s task names) |
+| split file | `train` -> train.json; `test*` (Ref-AVS test_s/u/n) -> test.json; `val` -> `--val-to`: `auto` (default) sends val to test.json for a task Crab+ evaluates whose export has no test split (avqa_thu: AVQA has no public test), else to its own val.json; `val`, `train`, `test` or `drop` for all |
+| video | `video/<key>.mp4` (+ the JPEGs in `video/<key>/`): one video frame per sampled frame, so decord's `nframes` (10, 4 for emotion) takes every frame back; `--video frames` names the frame folder instead |
+| audio | `audio/<key>.wav` (16 kHz mono, the sample's own audio: Crab+ cuts its tenths, MUSIC-AVQA windows or first 4 s itself) |
+| image tasks | `AVS/v1s/<key>/` (s4, arig), `AVS/v1m/<key>/` (ms3), `REFAVS/media/<key>/` (ref_avs), each with `frames/<idx>.jpg` and `audio.wav`, as Crab+'s README lays them out |
+| image-task audio | s4/ms3: 5 s, ref_avs: 10 s, silent but for the sample's second at the slot the loader cuts: `frame_idx`, except s4 in train.json (slot 0, omni_dataset.py:810); arig: its 5 s as is |
+| masks | s4/ms3: `AVS/v1?/<key>/labels_rgb/<idx>.png` (the frame path with `/frames/` -> `/labels_rgb/`, inference_3.py:355): the union of the sounding objects; ref_avs: `REFAVS/gt_mask/<key>/fid_<fid>/0000<idx>.png` (inference_ref_3.py:256), empty when the object is absent; our per-object masks in `<key>/masks/` |
+| keys | the union of both loaders' keys for the task (`avuie/export/crab_fields.py`): `image_path` and `visual_path`, `idx` and `frame_idx`, ref_avs `object` and `description`, arig `top_left`/`bottom_right`... |
+| assistant turn | the sample's `response` (reasoning + final answer) under `output` and under the key the training loader reads (`label_content`, `label`, `new_label` for ucf) |
+| instruction | ours, with Crab markers `<video_start><video><video_end>` etc. (Crab+'s loaders write their own prompts) |
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Callable
@@ -54,15 +44,11 @@ from avuie.export.common import (
     write_file,
     write_frames,
 )
+from avuie.export.crab_fields import OUTPUT_KEY, TEST_TASKS, frame_index, ref_avs_fid, task_fields
+from avuie.schemas.crab_media import CRAB_MEDIA, audio_slot
 
-IMAGE_TREES = {"s4": "v1s", "ms3": "v1m", "arig": "v1s", "ref_avs": "media"}
-# task -> (seconds the loader expects, whether the loader's slot is the entry's `idx` (else slot 0))
-AUDIO_SLOTS = {"s4": (5, False), "ms3": (5, True), "ref_avs": (10, True)}
-IDX_KEY = {"ms3": "frame_idx", "ref_avs": "idx", "s4": "idx", "arig": "idx"}
-# The key the Crab+ loader reads as the assistant turn (all entries also carry `output`).
-OUTPUT_KEY = {"ucf": "new_label", "ref_avs": "output"} | {
-    t: "label_content" for t in ("ave", "unav", "avvp", "ms3", "s4", "arig", "avcap")
-}
+IMAGE_TREES = {"s4": "AVS/v1s", "ms3": "AVS/v1m", "arig": "AVS/v1s", "ref_avs": "REFAVS/media"}
+VAL_TARGETS = ("auto", "val", "train", "test", "drop")
 MARKERS = {
     "<video>": "<video_start><video><video_end>",
     "<audio>": "<audio_start><audio><audio_end>",
@@ -76,46 +62,21 @@ def crab_instruction(text: str) -> str:
     return _MARKER_RE.sub(lambda m: MARKERS[m.group(0)], text)
 
 
-def split_file(split: str, val_to: str) -> str | None:
-    """The JSON file name (without .json) a split goes to, or None when it is dropped."""
+def split_file(split: str, val_to: str, task: str = "", tested: frozenset[str] = frozenset()) -> str | None:
+    """The JSON file name (without .json) a sample's split goes to, or None when it is dropped.
+
+    `val_to="auto"`: val goes to test.json for a task Crab+ evaluates (`TEST_TASKS`) that is not in `tested`
+    (the tasks whose export has a test split), else to val.json.
+    """
     if split == "train":
         return "train"
     if split.startswith("test"):
         return "test"
-    if split == "val":
-        return None if val_to == "drop" else val_to
-    return split
-
-
-def _video_id(sample: dict[str, Any]) -> str:
-    """The original video/clip id: the raw file's stem (the folder above `frames/` for frame trees)."""
-    for m in sample["media"]:
-        path = Path(m.get("source_path") or "")
-        if not path.name:
-            continue
-        if path.parent.name == "frames" and path.parent.parent.name:
-            return path.parent.parent.name
-        return path.stem
-    return sample["native_id"]
-
-
-def frame_index(sample: dict[str, Any], slots: int) -> int:
-    """The second of the clip the sample's frame comes from, clamped to [0, slots).
-
-    Taken from the audio's start when the sample carries only that second's audio (s4/ms3/ref_avs cut 1 s at
-    the frame), else from a single audio window, else from the trailing digits of the raw image name.
-    """
-    for m in media_of(sample, "audio")[:1]:
-        segments = m.get("segments") or []
-        if m.get("start") is not None and (m.get("duration") or 0) <= 1.5:
-            return min(max(int(round(m["start"])), 0), slots - 1)
-        if len(segments) == 1:
-            return min(max(int(round(segments[0][0])), 0), slots - 1)
-    for m in media_of(sample, "image"):
-        digits = re.search(r"(\d+)$", Path(m.get("source_path") or "").stem)
-        if digits:
-            return min(max(int(digits.group(1)), 0), slots - 1)
-    return 0
+    if split != "val":
+        return split
+    if val_to == "auto":
+        return "test" if task in TEST_TASKS and task not in tested else "val"
+    return None if val_to == "drop" else val_to
 
 
 def slotted_audio(wav: bytes, item: dict[str, Any], seconds: int, slot: int) -> bytes:
@@ -131,63 +92,19 @@ def slotted_audio(wav: bytes, item: dict[str, Any], seconds: int, slot: int) -> 
     return encode_wav(out, sr)
 
 
-def task_fields(sample: dict[str, Any]) -> dict[str, Any]:
-    """The task-specific keys the Crab+ loader indexes, filled from the typed target."""
-    t, source, vid = sample["target"], sample["source"], _video_id(sample)
-    kind = t["kind"]
-    if kind == "single_event":
-        return {"vid": vid, "event": t["label"], "start_time": t["start"], "end_time": t["end"]}
-    if kind == "dense_events":
-        return {"vid": vid}
-    if kind == "av_parsing":
-        labels = sorted(set(t["audio"]) | set(t["visual"]))
-        return {"vid": vid, "filename": vid, "event": ",".join(labels)}
-    if kind == "open_qa":
-        return {
-            "video_id": vid,
-            "question_id": sample["native_id"],
-            "type": t.get("question_type", ""),
-            "question": t["question"],
-            "answer": t["answer"],
-        }
-    if kind == "multiple_choice":
-        return {
-            "id": sample["native_id"],
-            "video_name": vid,
-            "video_id": vid,
-            "question_relation": "",
-            "question_type": t.get("question_type", ""),
-            "multi_choice": t["options"],
-            "question_text": t["question"],
-            "answer": t["options"][t["answer_index"]],
-        }
-    if kind in ("segmentation", "referring_segmentation", "grounding"):
-        labels = [g["label"] for g in t.get("groups", [])] or ([t["label"]] if "label" in t else [])
-        fields: dict[str, Any] = {"vid": vid, "uid": sample["native_id"], "a_obj": ", ".join(labels)}
-        if kind == "referring_segmentation":
-            fields |= {"fid": 0, "description": t["expression"], "present": t["present"]}
-        return fields
-    if kind == "caption":
-        return {"video_id": vid}
-    if kind == "matching":
-        first, second = t["candidate_labels"]
-        if t["direction"] == "a2v":
-            return {
-                "correct_video": t["answer_index"] + 1,
-                "audio_event": t["query_label"],
-                "video1_event": first,
-                "video2_event": second,
-            }
-        return {
-            "correct_audio": t["answer_index"] + 1,
-            "video_event": t["query_label"],
-            "audio1_event": first,
-            "audio2_event": second,
-        }
-    if kind == "classification":
-        key = {"ks": "action", "ucf": "label", "meld": "Emotion", "mer24": "discrete"}.get(source, "emotion")
-        return {key: t["label"]}
-    return {}
+def union_mask_png(sample: dict[str, Any], files: dict[str, bytes]) -> bytes:
+    """One 0/255 PNG of every sounding object's mask united (all black when the sample has none)."""
+    from PIL import Image
+
+    from avuie.media.images import encode_mask_png
+
+    masks = [np.asarray(Image.open(io.BytesIO(files[f])).convert("L")) > 0 for m in media_of(sample, "mask")
+             for f in m["files"]]  # fmt: skip
+    if not masks:
+        image = media_of(sample, "image")[0]["files"][0]
+        w, h = Image.open(io.BytesIO(files[image])).size
+        return encode_mask_png(np.zeros((h, w), dtype=bool))
+    return encode_mask_png(np.logical_or.reduce(masks))
 
 
 def _suffix(items: list[dict[str, Any]], m: dict[str, Any]) -> str:
@@ -214,38 +131,55 @@ def _video_task_media(
     return paths
 
 
-def _image_task_media(sample: dict[str, Any], files: dict[str, bytes], task_dir: Path) -> dict[str, Any]:
+def _mask_path(task: str, sample: dict[str, Any], image: str, idx: int) -> str | None:
+    """Where Crab+'s SAM2 step looks for the frame's ground-truth mask (relative to the task folder)."""
+    if task in ("s4", "ms3"):  # inference_3.py:355
+        return image.replace("/frames/", "/labels_rgb/").replace(".jpg", ".png")
+    if task == "ref_avs":  # inference_ref_3.py:256 (on the full path; our paths hold one /media/)
+        fid = ref_avs_fid(sample)
+        return (
+            image.replace("/media/", "/gt_mask/")
+            .replace(".jpg", ".png")
+            .replace("/frames/", f"/fid_{fid}/0000")
+        )
+    return None
+
+
+def _image_task_media(
+    sample: dict[str, Any], files: dict[str, bytes], task_dir: Path, json_name: str
+) -> dict[str, Any]:
     task = sample["source"]
-    seconds, follows_idx = AUDIO_SLOTS.get(task, (5, False))
-    idx = frame_index(sample, seconds)
-    base = f"{IMAGE_TREES.get(task, task)}/{sample['key']}"
-    paths: dict[str, Any] = {IDX_KEY.get(task, "idx"): idx}
-    images = media_of(sample, "image")
-    for m in images:
-        paths["image_path"] = f"{base}/frames/{idx}.jpg"
-        write_file(task_dir / paths["image_path"], files[m["files"][0]])
-    paths["image_path_list"] = [paths["image_path"]] if images else []
+    spec = CRAB_MEDIA[task]
+    idx = frame_index(sample, spec.parts)
+    base = f"{IMAGE_TREES[task]}/{sample['key']}"
+    image = f"{base}/frames/{idx}.jpg"
+    write_file(task_dir / image, files[media_of(sample, "image")[0]["files"][0]])
+    paths: dict[str, Any] = {"image_path": image, "visual_path": image, "idx": idx, "frame_idx": idx}
     for m in media_of(sample, "audio")[:1]:
         wav = files[m["files"][0]]
-        if task in AUDIO_SLOTS:
-            wav = slotted_audio(wav, m, seconds, idx if follows_idx else 0)
+        if spec.audio == "slot":
+            wav = slotted_audio(wav, m, spec.parts, audio_slot(task, json_name, idx))
         paths["audio_path"] = f"{base}/audio.wav"
         write_file(task_dir / paths["audio_path"], wav)
-    masks = [f for m in media_of(sample, "mask") for f in m["files"]]
-    for f in masks:
+    mask = _mask_path(task, sample, image, idx)
+    if mask is not None:
+        write_file(task_dir / mask, union_mask_png(sample, files))
+        paths["mask_path"] = mask
+    own = [f for m in media_of(sample, "mask") for f in m["files"]]
+    for f in own:
         write_file(task_dir / base / "masks" / f, files[f])
-    if masks:
-        paths["mask_path"] = f"{base}/masks/{masks[0]}"
-        paths["mask_paths"] = [f"{base}/masks/{f}" for f in masks]
+    paths["mask_paths"] = [f"{base}/masks/{f}" for f in own]
     return paths
 
 
-def crab_entry(sample: dict[str, Any], files: dict[str, bytes], root: Path, video: str) -> dict[str, Any]:
-    """Write one sample's media under root/<task>/ and return its Crab+ JSON entry."""
+def crab_entry(
+    sample: dict[str, Any], files: dict[str, bytes], root: Path, video: str, json_name: str = "train"
+) -> dict[str, Any]:
+    """Write one sample's media under root/<task>/ and return its Crab+ JSON entry for `<json_name>.json`."""
     task = sample["source"]
     task_dir = root / task
-    if media_of(sample, "image"):
-        media = _image_task_media(sample, files, task_dir)
+    if task in IMAGE_TREES:
+        media = _image_task_media(sample, files, task_dir, json_name)
     else:
         media = _video_task_media(sample, files, task_dir, video)
     entry = {
@@ -263,12 +197,22 @@ def crab_entry(sample: dict[str, Any], files: dict[str, bytes], root: Path, vide
 
 README = """# AV-UIE v2 in the Crab+ layout (written by `avuie export --format crab-plus`)
 
-Point the official Crab+ trainer's `data_root` at the folder that holds this `AVUIE_2/`.
-`export.json` lists the entries per task and file. The mapping from avuie samples to these entries is
-documented in avuie/export/crab.py; in short: one entry per sample, media named by the sample key under
-`<task>/video/`, `<task>/audio/` (video tasks) or `<task>/<tree>/<key>/` (image tasks), and the assistant turn
-(reasoning + tagged answer) under `output` and the key the loader reads. val split: {val_to}.
+Point Crab+'s `data_root` at the folder that holds this `AVUIE_2/`. `export.json` lists the entries per task and
+file. One entry per sample, media named by the sample key under `<task>/video/`, `<task>/audio/` (video tasks) or
+`<task>/AVS/v1s|v1m/<key>/`, `<task>/REFAVS/media/<key>/` (image tasks, ground-truth masks where Crab+'s SAM2
+step looks for them); the assistant turn (reasoning + final answer) under `output` and the key the loader reads.
+val split: {val_to}.
 """
+
+
+def _tested_tasks(builds: list[Path], opts: ExportOptions) -> frozenset[str]:
+    """The tasks whose export holds a test split (for `--val-to auto`)."""
+    from avuie.catalog.db import open_catalog
+
+    rows = open_catalog(builds).rows("SELECT DISTINCT source, split FROM samples")
+    rows = [r for r in rows if not opts.sources or r["source"] in opts.sources]
+    rows = [r for r in rows if not opts.splits or r["split"] in opts.splits]
+    return frozenset(r["source"] for r in rows if str(r["split"]).startswith("test"))
 
 
 def export_crab_plus(
@@ -277,13 +221,14 @@ def export_crab_plus(
     """Write DEST/AVUIE_2/<task>/{train,test,...}.json and the media; return counts per task and file."""
     root = dest / "AVUIE_2"
     out = JsonArrayFiles(lambda name: root / f"{name}.json")
+    tested = _tested_tasks(builds, opts) if opts.val_to == "auto" else frozenset()
 
     def work(item: tuple[dict[str, Any], dict[str, bytes]]) -> tuple[str | None, dict[str, Any] | None]:
         sample, files = item
-        name = split_file(sample["split"], opts.val_to)
+        name = split_file(sample["split"], opts.val_to, sample["source"], tested)
         if name is None:
             return None, None
-        return f"{sample['source']}/{name}", crab_entry(sample, files, root, opts.video)
+        return f"{sample['source']}/{name}", crab_entry(sample, files, root, opts.video, name)
 
     try:
         for name, entry in run_parallel(

@@ -52,8 +52,8 @@ def export(
     opts = opts or ExportOptions()
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if opts.val_to not in ("val", "train", "test", "drop"):
-        raise ExportError(f"--val-to must be val, train, test or drop, got {opts.val_to!r}")
+    if opts.val_to not in ("auto", "val", "train", "test", "drop"):
+        raise ExportError(f"--val-to must be auto, val, train, test or drop, got {opts.val_to!r}")
     if opts.video not in VIDEO_MODES:
         raise ExportError(f"--video must be one of {', '.join(VIDEO_MODES)}, got {opts.video!r}")
     catalog = open_catalog(roots)

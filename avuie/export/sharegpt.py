@@ -6,12 +6,19 @@ and the media under `DEST/media/<source>/<key>/`: `<role>.mp4` (or the `<role>_f
 `--video frames`, given as a list of frame paths), `<role>.wav`, `<role>.jpg`, masks as PNG. Paths in the JSON are
 relative to DEST (LLaMA-Factory's default `media_dir` is the dataset folder). The user turn is the instruction
 with its `<video>`, `<audio>`, `<image>` placeholders, one per listed medium, in order; the assistant turn is the
-response (reasoning, then the tagged answer).
+response (reasoning, then the final answer).
+
+Frames: LLaMA-Factory resamples every video at its `video_fps` (default 2.0): it keeps
+`floor(min(frames, video_maxlen, duration * video_fps))` frames spread over the clip, so at 2 fps a 4 s UCF clip
+of 10 sampled frames keeps 8. The export writes the `video_fps` and `video_maxlen` that keep every frame of
+every exported video (`llamafactory` in the returned summary and `DEST/llamafactory.json`, also named in
+`DEST/README.md`; each record's `video_fps` lists its videos' own rates): set them in the training config.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -52,8 +59,21 @@ def _sharegpt_media(sample: dict[str, Any], files: dict[str, bytes], dest: Path,
     return out
 
 
+def keep_every_frame(rates: Iterable[float], counts: Iterable[int]) -> dict[str, Any]:
+    """LLaMA-Factory's `video_fps` and `video_maxlen` that keep every frame: above the fastest video's frame rate
+    (with a margin against rounding of the stream duration) and at least the longest frame count."""
+    top = max(rates, default=0.0)
+    return {
+        "video_fps": math.ceil(top * 1.05 * 100) / 100 if top else 2.0,
+        "video_maxlen": max(counts, default=1),
+    }
+
+
 def sharegpt_record(sample: dict[str, Any], media: dict[str, list[Any]]) -> dict[str, Any]:
-    """A LLaMA-Factory sharegpt (OpenAI-style `messages`) record; `<video>`/`<audio>`/`<image>` stay as-is."""
+    """A LLaMA-Factory sharegpt (OpenAI-style `messages`) record; `<video>`/`<audio>`/`<image>` stay as-is.
+
+    `video_fps` lists each video's frame rate (its frames over its duration): the rate that keeps its frames."""
+    videos = [m for m in sample["media"] if m["kind"] == "video_frames"]
     return {
         "id": sample["id"],
         "source": sample["source"],
@@ -63,6 +83,7 @@ def sharegpt_record(sample: dict[str, Any], media: dict[str, list[Any]]) -> dict
             {"role": "assistant", "content": sample["response"]},
         ],
         **media,
+        "video_fps": [float(frame_rate(m)) for m in videos],
     }
 
 
@@ -84,22 +105,42 @@ def dataset_info(splits: Iterable[str], prefix: str = "avuie") -> dict[str, Any]
     }
 
 
+README = """# AV-UIE v2 as LLaMA-Factory sharegpt (written by `avuie export --format sharegpt`)
+
+Copy the entries of `dataset_info.json` into LLaMA-Factory's data/dataset_info.json (or point `dataset_dir` here).
+Keep every sampled frame of every video: set `video_fps: {video_fps}` and `video_maxlen: {video_maxlen}` in the
+training config (LLaMA-Factory's default 2.0 fps drops frames of clips sampled faster, e.g. 8 of a 4 s UCF clip's 10).
+"""
+
+
 def export_sharegpt(
     builds: list[Path], dest: Path, opts: ExportOptions, progress: Callable[[int], None] | None = None
 ) -> dict[str, Any]:
     """Write DEST/<split>.json (sharegpt), DEST/dataset_info.json and media under DEST/media/; return counts."""
     files_out = JsonArrayFiles(lambda split: dest / f"{split}.json")
+    rates: list[float] = []
+    frames: list[int] = []
 
-    def work(item: tuple[dict[str, Any], dict[str, bytes]]) -> tuple[str, dict[str, Any]]:
+    def work(item: tuple[dict[str, Any], dict[str, bytes]]) -> tuple[str, dict[str, Any], list[int]]:
         sample, files = item
-        return sample["split"], sharegpt_record(sample, _sharegpt_media(sample, files, dest, opts.video))
+        record = sharegpt_record(sample, _sharegpt_media(sample, files, dest, opts.video))
+        return (
+            sample["split"],
+            record,
+            [len(m["files"]) for m in sample["media"] if m["kind"] == "video_frames"],
+        )
 
     try:
-        for split, record in run_parallel(
+        for split, record, counts_of_frames in run_parallel(
             iter_samples(builds, opts.splits, opts.sources), work, opts.workers, progress
         ):
             files_out.append(split, record)
+            rates.extend(record["video_fps"])
+            frames.extend(counts_of_frames)
     finally:
         counts = files_out.close()
     (dest / "dataset_info.json").write_text(json.dumps(dataset_info(counts), indent=2))
-    return {"format": "sharegpt", "dest": str(dest), "splits": counts}
+    settings = keep_every_frame(rates, frames)
+    (dest / "llamafactory.json").write_text(json.dumps(settings, indent=2))
+    (dest / "README.md").write_text(README.format(**settings))
+    return {"format": "sharegpt", "dest": str(dest), "splits": counts, "llamafactory": settings}
