@@ -31,6 +31,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -102,6 +103,7 @@ class FakeOpenAIServer:
         self.answered: Counter[str] = Counter()  # sample -> good replies sent (HTTP 200, valid JSON)
         self.faults_sent: Counter[str] = Counter()
         self.bodies: list[dict[str, Any]] = []
+        self.body_samples: list[str] = []  # the X-Avuie-Sample of each recorded body
         self.answers: dict[str, str] = {}  # sample id -> the reply of the served model
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -128,6 +130,7 @@ class FakeOpenAIServer:
             self.answered.clear()
             self.faults_sent.clear()
             self.bodies.clear()
+            self.body_samples.clear()
 
     def _take_fault(self, sample: str, text: str) -> Fault | None:
         with self.lock:
@@ -142,7 +145,7 @@ class FakeOpenAIServer:
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        sample = request.headers.get("X-Avuie-Sample", "")
+        sample = unquote(request.headers.get("X-Avuie-Sample", ""))
         text = _user_text(body)
         with self.lock:
             self.requests += 1
@@ -150,6 +153,7 @@ class FakeOpenAIServer:
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             self.received[sample] += 1
             self.bodies.append(body)
+            self.body_samples.append(sample)
         try:
             if self.latency:
                 await asyncio.sleep(self.latency)

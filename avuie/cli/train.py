@@ -82,7 +82,9 @@ TEST_SPLITS = ("test", "test_s", "test_u", "test_n")
 
 
 def predict(
-    run: Path = typer.Option(..., "--run", help="A run folder written by `avuie train`."),
+    run: Path = typer.Option(
+        None, "--run", help="A run folder written by `avuie train` (or --base-url and --model)."
+    ),
     data: str = typer.Option(..., "--data", help="Build folder, root of builds or shard server URL."),
     split: list[str] = typer.Option(
         None,
@@ -104,11 +106,28 @@ def predict(
         None, "--max-length", help="Longest prompt in tokens (default: the run's data.max_length)."
     ),
     token: str | None = typer.Option(None, "--token", envvar="AVUIE_SERVE_TOKEN", help=TOKEN_HELP),
+    base_url: str | None = typer.Option(
+        None, "--base-url", help="A served model instead of --run: its OpenAI-compatible endpoint (vLLM...)."
+    ),
+    model: str | None = typer.Option(None, "--model", help="The served model's name (with --base-url)."),
+    concurrency: int = typer.Option(8, "--concurrency", help="Served model: requests in flight."),
+    served_opt: list[str] = typer.Option(
+        None,
+        "--served-opt",
+        help="Served model setting key=value (timeout, refresh, temperature, max_frames...).",
+    ),
 ) -> None:
-    """Generate a response for every sample of a split with a trained run (batched, left padding, greedy)."""
+    """Generate a response for every sample of a split with a trained run (batched, left padding, greedy), or
+    with a model served behind an OpenAI-compatible endpoint (--base-url URL --model NAME; no torch needed)."""
+    split = list(split) if split else list(TEST_SPLITS)
+    if base_url is not None or model is not None:  # served model: dispatched before anything imports torch
+        from avuie.cli.predict_served import predict_served_cmd
+
+        return predict_served_cmd(dict(locals()))  # the options above, by name
+    if run is None:
+        raise typer.BadParameter("give --run RUN, or --base-url URL and --model NAME for a served model")
     from avuie.trainer.predict import predict as run_predict
 
-    split = list(split) if split else list(TEST_SPLITS)
     try:
         n = run_predict(
             run, data, split, to, batch_size, max_new_tokens, limit, checkpoint, max_length, token

@@ -54,6 +54,19 @@ class TransportError(Exception):
         self.kind, self.detail = kind, detail
 
 
+async def gather_all(coroutines: list[Awaitable[T]]) -> list[T]:
+    """Run the coroutines concurrently and return their results in order; when one raises (or the caller is
+    cancelled), the others are cancelled and awaited before the exception goes on."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 def short(text: object, limit: int = 200) -> str:
     """`text` as a string of at most `limit` characters (server-chosen text never floods a report)."""
     text = str(text)

@@ -24,6 +24,7 @@ from avuie.reasoning.chat import (
     EndpointError,
     EndpointSettings,
     TransportError,
+    gather_all,
     retry_after_seconds,
     short,
 )
@@ -129,17 +130,7 @@ class OpenAIEngine:
 
     def generate(self, drafts: list[Draft]) -> list[ReasoningResult]:
         """One ReasoningResult per draft, in order; raises EndpointError only when the endpoint refuses all."""
-        return self.chat.run(lambda: self._generate(drafts))
-
-    async def _generate(self, drafts: list[Draft]) -> list[ReasoningResult]:
-        tasks = [asyncio.ensure_future(self._guarded(d)) for d in drafts]
-        try:
-            return list(await asyncio.gather(*tasks))
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        return self.chat.run(lambda: gather_all([self._guarded(d) for d in drafts]))
 
     async def _guarded(self, draft: Draft) -> ReasoningResult:
         """_one, with anything unexpected turned into a fallback marked `error` (EndpointError still stops)."""
