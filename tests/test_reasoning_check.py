@@ -214,3 +214,15 @@ def test_the_check_is_linear_in_a_hostile_reply():
     worker.start()
     worker.join(timeout=60)
     assert not worker.is_alive() and results[0].reason == "too_long"
+
+
+def test_worked_examples_follow_the_style_of_the_drafts_answer():
+    from avuie.schemas import SingleEventTarget
+
+    draft = ave_draft(3)
+    crab_prompt, crab_messages = build_messages(draft, MediaSettings())
+    target = SingleEventTarget.model_validate(draft.sample["target"])
+    draft.sample["answer"] = render_answer(target, "tags", "ave")
+    tags_prompt, tags_messages = build_messages(draft, MediaSettings())
+    assert "start_time:" in crab_messages[2]["content"] and "<range>" in tags_messages[2]["content"]
+    assert crab_prompt.sha != tags_prompt.sha

@@ -30,7 +30,7 @@ from avuie.reasoning.chat import (
 )
 from avuie.reasoning.check import CheckResult, CheckSettings, check_reply, corrective_message
 from avuie.reasoning.engine import Draft, ReasoningResult
-from avuie.reasoning.prompts import MediaSettings, build_messages, load_prompt
+from avuie.reasoning.prompts import MediaSettings, build_messages, draft_style, load_prompt
 
 __all__ = ["EndpointError", "OpenAIEngine", "OpenAISettings", "TransportError", "make_openai_engine"]
 __all__ += ["retry_after_seconds", "safe_check"]
@@ -146,7 +146,7 @@ class OpenAIEngine:
         s = self.settings
         self.counts["samples"] += 1
         try:
-            prompt = load_prompt(str(draft.sample["family"]))
+            prompt = load_prompt(str(draft.sample["family"]), draft_style(draft))  # examples in its style
         except (KeyError, ValueError) as exc:
             return self._done(self._fallback(draft, "bad_request", 0, {}, str(exc)))
         self.prompt_versions.add(prompt.prompt_version)
