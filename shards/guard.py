@@ -201,6 +201,18 @@ class ConnectionGuard:
         loop.default_exception_handler(context)
 
 
+def _no_delay(transport) -> None:
+    """Turn Nagle's algorithm off on a TCP transport's socket (a response is written in several pieces)."""
+    import socket
+
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+
 def guarded_protocol(guard: ConnectionGuard) -> type:
     """Return an H11Protocol subclass (uvicorn's pure-Python HTTP/1.1) that enforces guard's limits."""
     from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -214,6 +226,7 @@ def guarded_protocol(guard: ConnectionGuard) -> type:
 
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
+            _no_delay(transport)
             if guard.admit(self):
                 self._settle(limits.header_timeout)
 

@@ -1,4 +1,4 @@
-"""Find shards (local roots, the shard server, fsspec URLs), describe what each holds, and read their bytes.
+"""Describe what shards hold (tables of samples with byte ranges, counts, markers, checksums) and find local ones.
 
 A shard is a plain WebDataset tar whose samples are runs of contiguous members `<key>.<ext>`. Its *table* lists
 every sample with the byte range it fills in the tar (from the first member header to the end of the last member's
@@ -10,8 +10,8 @@ the server answers them at `/_table/<shard path>`, and a writer may store one pe
 `done["tars_info"][tar_name] = {"bytes", "sha256", "table"}`, so that readers of remote storage (s3://...) need
 not read the whole tar once to find its samples.
 
-`resolve_shards(sources, ShardReader(...))` lists the shards of any source with their tables, in canonical order,
-and `ShardReader.read(shard, start, end)` fetches a byte range. This module imports no torch (the server uses it).
+Finding and reading shards of any source (local, HTTP, fsspec) is avuie.shards.remote's job. This module imports
+no torch (the server uses it).
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ import os
 import re
 import tarfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, NamedTuple
 
-from avuie.shards.layout import done_candidates, find_manifests, find_shards
+from avuie.shards.layout import done_candidates, find_manifests
 
 TABLE_COLUMNS = ("key", "start", "end", "source", "family", "split")
 COUNT_FIELDS = ("source", "family", "split")
@@ -230,216 +230,63 @@ def scan_local(path: str | os.PathLike) -> ShardScan:
     return _LOCAL_CACHE[cache_key]
 
 
-def split_members(blob: bytes) -> dict[str, bytes]:
+def split_members(blob: bytes | memoryview) -> dict[str, bytes]:
     """Split the bytes of one sample (its byte range in a tar) into {extension: member bytes}.
 
-    Raises ValueError when the bytes are not whole tar members of a single key.
+    Plain ustar members are read straight from their headers; other header kinds (long names, pax) go through
+    tarfile. Raises ValueError when the bytes are not whole tar members of a single key.
     """
-    import io
-
+    members = _plain_members(blob)
+    if members is None:
+        members = _tarfile_members(blob)
     files: dict[str, bytes] = {}
     keys = set()
-    try:
-        with tarfile.open(fileobj=io.BytesIO(blob), mode="r:") as tar:
-            for member in tar:
-                match = _KEY_EXT.match(member.name) if member.isfile() else None
-                if match is None:
-                    continue
-                keys.add(match.group(1))
-                files[match.group(2)] = tar.extractfile(member).read()
-    except tarfile.TarError as error:
-        raise ValueError(f"sample bytes are not tar members: {error}") from error
+    for name, data in members:
+        match = _KEY_EXT.match(name)
+        if match is not None:
+            keys.add(match.group(1))
+            files[match.group(2)] = data
     if len(keys) != 1:
         raise ValueError(f"sample bytes hold {len(keys)} keys, expected 1")
     return files
 
 
-@dataclass
-class Shard:
-    """One shard to read: canonical name (orders shards), location (path or URL), transport and table."""
+def _plain_members(blob: bytes | memoryview) -> list[tuple[str, bytes]] | None:
+    """(name, data) of the regular files in blob when every header is a plain ustar/v7 one, else None.
 
-    name: str
-    location: str
-    transport: str  # "local" | "http" | "fsspec"
-    scan: ShardScan
-
-
-class ShardReader:
-    """Reads shard bytes and JSON over local files, HTTP (httpx, bearer token) and fsspec, for this process.
-
-    Clients are made lazily and re-made after a fork, so a reader can be copied into DataLoader workers.
+    Raises ValueError on a header whose checksum is wrong or a member that runs past the end of blob.
     """
-
-    def __init__(self, token: str | None = None, storage_options: dict | None = None):
-        self.token, self.storage_options = token, dict(storage_options or {})
-        self._pid, self._http, self._fs = None, None, {}
-
-    def __getstate__(self):
-        return {"token": self.token, "storage_options": self.storage_options}
-
-    def __setstate__(self, state):
-        self.__init__(state["token"], state["storage_options"])
-
-    def _fresh(self) -> None:
-        if self._pid != os.getpid():
-            self._pid, self._http, self._fs = os.getpid(), None, {}
-
-    def http(self):
-        """Return this process's httpx client (with the bearer token when one is set)."""
-        import httpx
-
-        self._fresh()
-        if self._http is None:
-            headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-            transport = httpx.HTTPTransport(retries=3)
-            self._http = httpx.Client(
-                headers=headers, timeout=httpx.Timeout(60, connect=10), transport=transport
-            )
-        return self._http
-
-    def fs(self, url: str):
-        """Return (fsspec filesystem, path) for a URL such as s3://bucket/prefix."""
-        import fsspec
-
-        self._fresh()
-        protocol = url.split("://", 1)[0]
-        if protocol not in self._fs:
-            try:
-                self._fs[protocol] = fsspec.filesystem(protocol, **self.storage_options)
-            except (ImportError, ValueError) as error:
-                raise ValueError(f"cannot open {url} with fsspec: {error}") from error
-        fs = self._fs[protocol]
-        return fs, fs._strip_protocol(url)
-
-    def get(self, url: str):
-        """GET a URL; raises ValueError with a clear message on 401/403/404 and other failures."""
-        response = self.http().get(url)
-        if response.status_code == 401:
-            raise ValueError(f"{url}: 401 unauthorized (pass token=... matching the server's --token)")
-        if response.status_code != 200:
-            raise ValueError(f"{url}: HTTP {response.status_code}")
-        return response
-
-    def read(self, shard: Shard, start: int, end: int) -> bytes:
-        """Return bytes [start, end) of a shard."""
-        if shard.transport == "local":
-            with open(shard.location, "rb") as handle:
-                return os.pread(handle.fileno(), end - start, start)
-        if shard.transport == "http":
-            response = self.http().get(shard.location, headers={"Range": f"bytes={start}-{end - 1}"})
-            if response.status_code == 206:
-                return response.content
-            if response.status_code == 200:  # a server without Range support: slice the whole body
-                return response.content[start:end]
-            raise ValueError(f"{shard.location}: HTTP {response.status_code} for bytes {start}-{end - 1}")
-        fs, path = self.fs(shard.location)
-        return fs.cat_file(path, start=start, end=end)
+    view, found, offset = memoryview(blob), [], 0
+    while offset + _BLOCK <= len(view):
+        header = bytes(view[offset : offset + _BLOCK])
+        if header.count(0) == _BLOCK:
+            break  # end-of-archive blocks
+        kind, size_field = header[156:157], header[124:136]
+        if kind not in (b"0", b"\0", b"5") or size_field[0] & 0x80:
+            return None  # long names, pax headers, links, base-256 sizes: tarfile knows them
+        stored = int(header[148:156].split(b"\0", 1)[0].strip() or b"0", 8)
+        if stored != sum(header[:148]) + 256 + sum(header[156:]):
+            raise ValueError(f"sample bytes are not tar members: bad header checksum at byte {offset}")
+        size = int(size_field.split(b"\0", 1)[0].strip() or b"0", 8)
+        start = offset + _BLOCK
+        if start + size > len(view):
+            raise ValueError(f"sample bytes are not tar members: a member runs past the end at byte {offset}")
+        if kind != b"5":
+            name = header[:100].split(b"\0", 1)[0]
+            if header[257:262] == b"ustar" and header[345] != 0:
+                name = header[345:500].split(b"\0", 1)[0] + b"/" + name
+            found.append((name.decode("utf-8", "surrogateescape"), bytes(view[start : start + size])))
+        offset = start + -(-size // _BLOCK) * _BLOCK
+    if offset < len(view) and bytes(view[offset:]).count(0) != len(view) - offset:
+        raise ValueError(f"sample bytes are not tar members: they end inside a header at byte {offset}")
+    return found
 
 
-def _stream_reader(chunks: Iterator[bytes]):
-    """Wrap an iterator of byte chunks as a minimal file object with read(n)."""
+def _tarfile_members(blob: bytes | memoryview) -> list[tuple[str, bytes]]:
+    import io
 
-    class Reader:
-        def __init__(self):
-            self.buffer = bytearray()
-
-        def read(self, size: int = -1) -> bytes:
-            while size < 0 or len(self.buffer) < size:
-                chunk = next(chunks, None)
-                if chunk is None:
-                    break
-                self.buffer += chunk
-            size = len(self.buffer) if size < 0 else min(size, len(self.buffer))
-            data = bytes(self.buffer[:size])
-            del self.buffer[:size]
-            return data
-
-    return Reader()
-
-
-def remote_scan(reader: ShardReader, url: str) -> ShardScan:
-    """Table of a remote tar: from its `.done.json` marker when that stores one, else by reading the tar once."""
-    folder, tar_name = url.rsplit("/", 1)
-    is_http = url.startswith(("http://", "https://"))
-    for marker in done_candidates(tar_name):
-        try:
-            if is_http:
-                response = reader.http().get(f"{folder}/{marker}")
-                done = response.json() if response.status_code == 200 else None
-            else:
-                fs, _ = reader.fs(url)
-                done = json.loads(fs.cat_file(fs._strip_protocol(f"{folder}/{marker}")))
-        except (OSError, ValueError):
-            continue
-        if covers(done, tar_name):
-            scan = table_from_done(done, tar_name)
-            if scan is not None:
-                return scan
-            break
-    if is_http:
-        with reader.http().stream("GET", url) as response:
-            if response.status_code != 200:
-                raise ValueError(f"{url}: HTTP {response.status_code}")
-            return scan_stream(_stream_reader(response.iter_bytes(1 << 20)))
-    fs, path = reader.fs(url)
-    with fs.open(path, "rb", block_size=8 << 20) as handle:
-        return scan_stream(handle)
-
-
-def resolve_shards(sources, reader: ShardReader) -> list[Shard]:
-    """Turn sources into shards with tables, in canonical order.
-
-    sources: a local build dir or root, a .tar path, a server base URL (reads /index.json), an http(s) .tar URL,
-    an fsspec URL (s3://bucket/prefix or .../x.tar), or a list of those (kept in list order).
-    """
-    if isinstance(sources, (str, os.PathLike)):
-        return _resolve_one(os.fspath(sources), reader)
-    shards = []
-    for number, source in enumerate(sources):
-        for shard in _resolve_one(os.fspath(source), reader):
-            shards.append(Shard(f"{number:05d}/{shard.name}", shard.location, shard.transport, shard.scan))
-    if not shards:
-        raise ValueError("no sources given")
-    return shards
-
-
-def _resolve_one(source: str, reader: ShardReader) -> list[Shard]:
-    protocol = source.split("://", 1)[0] if "://" in source else "file"
-    if protocol == "file":
-        root = source.removeprefix("file://")
-        paths = find_shards(root)
-        if not paths:
-            raise ValueError(f"no shards (*.tar) under {root}")
-        names = [p.name if Path(root).is_file() else p.relative_to(root).as_posix() for p in paths]
-        return [Shard(n, str(p), "local", scan_local(p)) for n, p in zip(names, paths, strict=True)]
-    if protocol in ("http", "https"):
-        if source.endswith(".tar"):
-            return [Shard(source.rsplit("/", 1)[-1], source, "http", remote_scan(reader, source))]
-        base = source.rstrip("/")
-        index = reader.get(f"{base}/index.json").json()
-        shards = []
-        for entry in index.get("shards", []):
-            url = base + entry["url"]
-            if entry.get("table"):
-                scan = ShardScan.from_table(reader.get(base + entry["table"]).json(), entry.get("bytes", -1))
-            else:
-                scan = remote_scan(reader, url)
-            shards.append(Shard(entry.get("path") or entry["url"].lstrip("/"), url, "http", scan))
-        if not shards:
-            raise ValueError(f"{base}/index.json lists no shards")
-        return shards
-    fs, path = reader.fs(source)
-    if path.endswith(".tar"):
-        return [Shard(path.rsplit("/", 1)[-1], source, "fsspec", remote_scan(reader, source))]
-    found = sorted(p for p in fs.find(path) if p.endswith(".tar"))
-    if not found:
-        raise ValueError(f"no shards (*.tar) under {source}")
-    return [
-        Shard(
-            p[len(path) :].lstrip("/"),
-            fs.unstrip_protocol(p),
-            "fsspec",
-            remote_scan(reader, fs.unstrip_protocol(p)),
-        )
-        for p in found
-    ]
+    try:
+        with tarfile.open(fileobj=io.BytesIO(blob), mode="r:") as tar:
+            return [(m.name, tar.extractfile(m).read()) for m in tar if m.isfile()]
+    except tarfile.TarError as error:
+        raise ValueError(f"sample bytes are not tar members: {error}") from error

@@ -7,6 +7,7 @@ import http.client
 import json
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +25,7 @@ from avuie.shards.index import (
     table_from_done,
 )
 from avuie.shards.layout import find_shards
-from avuie.shards.server import serve_in_thread
+from avuie.shards.server import bind_socket, serve_in_thread
 
 from tests.shardkit import make_sample, write_build, write_shard
 
@@ -95,6 +96,30 @@ def test_manifest_stats_and_tables_are_served(build, open_server):
     table = httpx.get(open_server.url + entry["table"]).json()
     done = {"tars_info": {build.shards[0].name: {"table": table}}}
     assert table_from_done(done, build.shards[0].name).samples == scan_local(build.shards[0]).samples
+
+
+def test_index_can_carry_every_table_in_one_response(open_server):
+    plain = httpx.get(open_server.url + "/index.json").json()
+    inline = httpx.get(open_server.url + "/index.json?tables=1").json()
+    assert plain["shards"] and all("table_data" not in entry for entry in plain["shards"])
+    for entry in inline["shards"]:
+        assert entry["table_data"] == httpx.get(open_server.url + entry["table"]).json()
+    assert [{k: v for k, v in e.items() if k != "table_data"} for e in inline["shards"]] == plain["shards"]
+
+
+def test_connections_send_without_nagle_delay(open_server):
+    # asyncio turns Nagle's algorithm off only on sockets made as TCP (proto IPPROTO_TCP); with it on, a
+    # response's body waited for the ACK of its header segment (~40 ms of delayed ACK per request).
+    listening = bind_socket("127.0.0.1", 0)
+    assert listening.proto == socket.IPPROTO_TCP
+    listening.close()
+    parts = urlsplit(open_server.url)
+    client = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    client.request("GET", "/healthz")
+    assert client.getresponse().read() == b'{"status":"ok"}'
+    served = [p.transport.get_extra_info("socket") for p in list(open_server.guard.open)]
+    assert served and all(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for s in served)
+    client.close()
 
 
 @pytest.mark.parametrize(

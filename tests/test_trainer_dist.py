@@ -56,13 +56,17 @@ def torchrun(data: Path, out: Path, *sets: str) -> subprocess.CompletedProcess:
 def single(data, tmp_path_factory):
     """One process with batch 8 = the two ranks' batches of 4 together."""
     run = tmp_path_factory.mktemp("single")
-    return train(load_config("tiny", ["train.max_steps=3", "data.batch_size=8"]), str(data), run)
+    return train(
+        load_config("tiny", ["train.max_steps=3", "data.batch_size=8", "data.lanes=0"]), str(data), run
+    )
 
 
 @pytest.mark.parametrize("mode", ["ddp", "fsdp"])
 def test_torchrun_two_ranks(data, single, tmp_path, mode):
     out = tmp_path / mode
-    proc = torchrun(data, out, f"train.distributed={mode}")
+    # lanes=0: the loader's sample-level order, in which 2 ranks with batch 4 read what one process with batch 8
+    # reads (the default, shard-local order deals samples to ranks by runs instead)
+    proc = torchrun(data, out, f"train.distributed={mode}", "data.lanes=0")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     log = read_log(out)
     assert [x["step"] for x in log] == [1, 2, 3]

@@ -55,9 +55,13 @@ def cosine_with_warmup(optimizer, warmup: int, total: int) -> torch.optim.lr_sch
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+# data.* keys passed to AVStream as they are (see avuie.shards.loader.AVStream)
+STREAM_OPTIONS = ("weights", "mix_by", "temperature", "lanes", "window_bytes", "cache_dir", "cache_bytes")
+
+
 def open_train_stream(data: str, data_cfg: dict, seed: int, d: Dist):
     """This rank's AVStream over `data` (shards resolved now); raises DataUnavailable / ValueError."""
-    kw = {k: data_cfg[k] for k in ("weights", "mix_by", "temperature") if data_cfg.get(k) is not None}
+    kw = {k: data_cfg[k] for k in STREAM_OPTIONS if data_cfg.get(k) is not None}
     return open_stream(
         data,
         data_cfg.get("split", "train"),
