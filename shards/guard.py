@@ -213,77 +213,78 @@ def _no_delay(transport) -> None:
             pass
 
 
+class GuardMixin:
+    """Mixed into uvicorn's H11Protocol by `guarded_protocol`: a header deadline, a send deadline and the
+    connection cap of `guard` (a ConnectionGuard, set on the class)."""
+
+    guard: ConnectionGuard
+    _deadline = _stall = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        _no_delay(transport)
+        if self.guard.admit(self):
+            self._settle(self.guard.limits.header_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._settle(self.guard.limits.header_timeout)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._settle(self.guard.limits.keep_alive + self.guard.limits.header_timeout)
+
+    def connection_lost(self, exc) -> None:
+        super().connection_lost(exc)
+        for timer in (self._deadline, self._stall):
+            if timer is not None:
+                timer.cancel()
+        self._deadline = self._stall = None
+        self.guard.forget(self)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._stall is None:
+            self._stall = self.loop.call_later(self.guard.limits.send_timeout, self._abort_stalled)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+
+    def _settle(self, timeout: float) -> None:
+        """Track whether a request is being served: if so no deadline, else one (kept, not renewed)."""
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+            self.guard.idle.pop(self, None)
+        elif self._deadline is None:
+            self._deadline = self.loop.call_later(timeout, self._expire)
+            self.guard.idle[self] = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        self.guard.idle.pop(self, None)
+        if not self.transport.is_closing():
+            self.guard.expired += 1
+            self.transport.close()
+
+    def _abort_stalled(self) -> None:
+        self._stall = None
+        if not self.transport.is_closing():
+            self.guard.expired += 1
+            self.transport.abort()
+
+
 def guarded_protocol(guard: ConnectionGuard) -> type:
     """Return an H11Protocol subclass (uvicorn's pure-Python HTTP/1.1) that enforces guard's limits."""
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    limits = guard.limits
-
-    class GuardedH11Protocol(H11Protocol):
-        """uvicorn's H11Protocol with a header deadline, a send deadline and the connection cap."""
-
-        _deadline = _stall = None
-
-        def connection_made(self, transport) -> None:
-            super().connection_made(transport)
-            _no_delay(transport)
-            if guard.admit(self):
-                self._settle(limits.header_timeout)
-
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            self._settle(limits.header_timeout)
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            self._settle(limits.keep_alive + limits.header_timeout)
-
-        def connection_lost(self, exc) -> None:
-            super().connection_lost(exc)
-            for timer in (self._deadline, self._stall):
-                if timer is not None:
-                    timer.cancel()
-            self._deadline = self._stall = None
-            guard.forget(self)
-
-        def pause_writing(self) -> None:
-            super().pause_writing()
-            if self._stall is None:
-                self._stall = self.loop.call_later(limits.send_timeout, self._abort_stalled)
-
-        def resume_writing(self) -> None:
-            super().resume_writing()
-            if self._stall is not None:
-                self._stall.cancel()
-                self._stall = None
-
-        def _settle(self, timeout: float) -> None:
-            """Track whether a request is being served: if so no deadline, else one (kept, not renewed)."""
-            if self.transport.is_closing():
-                return
-            if self.cycle is not None and not self.cycle.response_complete:
-                if self._deadline is not None:
-                    self._deadline.cancel()
-                    self._deadline = None
-                guard.idle.pop(self, None)
-            elif self._deadline is None:
-                self._deadline = self.loop.call_later(timeout, self._expire)
-                guard.idle[self] = None
-
-        def _expire(self) -> None:
-            self._deadline = None
-            guard.idle.pop(self, None)
-            if not self.transport.is_closing():
-                guard.expired += 1
-                self.transport.close()
-
-        def _abort_stalled(self) -> None:
-            self._stall = None
-            if not self.transport.is_closing():
-                guard.expired += 1
-                self.transport.abort()
-
-    return GuardedH11Protocol
+    return type("GuardedH11Protocol", (GuardMixin, H11Protocol), {"guard": guard})
 
 
 class PathRejected(Exception):

@@ -60,10 +60,6 @@ SIZE_EXCEPTIONS: dict[str, str] = {
     "avuie.trainer.models": "trainer: issue 16 trainer parts",
     "avuie.trainer.recipe": "trainer: issue 16 trainer parts (recipe stages over a typed config)",
     "avuie.trainer.recipe:train": "trainer: issue 16 trainer parts (recipe stages over a typed config)",
-    # in-flight reworks of other engineers' files, which split them (remove when they land)
-    "avuie.shards.index": "serve: issue 13 item 6 (remote reading moves to shards/remote.py)",
-    "avuie.shards.loader": "serve: issue 13 item 6 (loader split)",
-    "avuie.shards.guard:guarded_protocol": "serve: issue 12 item 8",
 }
 
 # Import circles still allowed, as sorted module lists, with the work that removes them.
