@@ -138,8 +138,9 @@ def close_all(sockets) -> None:
 
 
 def test_healthz_answers_while_1000_idle_sockets_are_open(cli_server):
-    # 1,000 idle sockets need ~1,000 descriptors here and ~1,000 in the server (which raises its soft limit to the
-    # hard one). Where the hard limit is lower, as many as it allows are opened, and the message says how many.
+    # Issue 12's done-when: /healthz answers within 1 s while 1,000 idle sockets are open. They need ~1,000
+    # descriptors here and ~1,000 in the server (which raises its soft limit to the hard one). Where the hard limit
+    # is lower, as many as it allows are opened, and the message says how many.
     wanted = 1000
     allowed = raise_own_fd_limit(wanted + 200) - 200
     count = min(wanted, allowed)
@@ -147,8 +148,11 @@ def test_healthz_answers_while_1000_idle_sockets_are_open(cli_server):
     idle = open_idle(server.address, count)
     try:
         note = f"{count} idle sockets (hard descriptor limit allows {allowed})"
-        for _ in range(3):
-            assert healthz(server.url) == 200, note
+        # the kernel completes the handshakes before the server accepts them; the server accepts in order, so
+        # once this first probe (generous timeout) is answered, every idle socket is held by the server
+        assert healthz(server.url) == 200, note
+        for _ in range(5):  # then each probe must be answered within the 1 s client timeout
+            assert healthz(server.url, timeout=1.0) == 200, note
         assert httpx.get(server.url + "/index.json", timeout=5).json()["total"] == 3
         if count <= connection_budget(ServerLimits(), allowed + 200):
             assert not any(closed_by_peer(sock) for sock in idle), f"{note}: under the cap none is closed"
