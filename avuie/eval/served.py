@@ -89,7 +89,7 @@ def select_samples(
 ) -> tuple[list[tuple[Any, Any]], Any]:
     """(shard, table entry) of every sample of `splits` under `data`, in the data's order, and the reader.
     ValueError when there is none (naming the splits the data has)."""
-    from avuie.shards.index import ShardReader, resolve_shards
+    from avuie.shards.remote import ShardReader, resolve_shards
 
     reader = ShardReader(token=token)
     shards = resolve_shards(data, reader)
