@@ -1,13 +1,14 @@
-"""WebDataset shard writing: plain tar files, written atomically, with a completion marker per shard.
+"""WebDataset shard writing: plain tar files (fixed headers, so equal samples give equal bytes), the samples of
+existing tars copied into a new one by byte range, and the manifest/rejects columns.
 
-A shard is written as `<name>.tar.tmp` and renamed to `<name>.tar` once complete, so a reader never sees a
-truncated tar. The per-shard `<name>.done.json` (written last) holds the shard's manifest rows, its rejects and its
-counts: its presence is what tells a rerun that the shard is finished. `finalize_build` gathers every marker into
-`manifest.parquet`, `rejects.parquet` and `stats.json`.
+A tar is written as `<path>.tmp` and renamed to `<path>` once complete and fsynced, so nobody sees a truncated tar.
+Builds write their tars inside `OUT/.avuie-tmp/` and a commit moves them into place together with their markers
+and the manifest (shards/txn.py, shards/derived.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -18,7 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from avuie.shards.layout import MANIFEST, REJECTS, STATS, list_done, temp_files, tmp_path
+from avuie.shards.layout import tmp_path
 
 MANIFEST_COLUMNS: dict[str, pa.DataType] = {
     "id": pa.string(),
@@ -130,16 +131,8 @@ def iter_tar_samples(path: Path | str) -> Iterator[tuple[str, dict[str, bytes]]]
         yield key, members
 
 
-def remove_stale_temp(directory: Path) -> int:
-    """Delete `*.tmp` leftovers of a killed run under `directory`; return how many were removed."""
-    n = 0
-    for p in temp_files(directory):
-        p.unlink(missing_ok=True)
-        n += 1
-    return n
-
-
-def _table(rows: list[dict[str, Any]], columns: dict[str, pa.DataType]) -> pa.Table:
+def table_of(rows: list[dict[str, Any]], columns: dict[str, pa.DataType]) -> pa.Table:
+    """An Arrow table of `rows` with the fixed schema `columns` (missing fields are nulls)."""
     data = {c: [None if r.get(c) is None else r.get(c) for r in rows] for c in columns}
     for c, t in columns.items():
         if t == pa.string():
@@ -151,59 +144,22 @@ def write_parquet(rows: list[dict[str, Any]], columns: dict[str, pa.DataType], p
     """Write rows as a parquet file with a fixed schema (atomically)."""
     path = Path(path)
     tmp = tmp_path(path)
-    pq.write_table(_table(rows, columns), tmp)
+    pq.write_table(table_of(rows, columns), tmp)
     os.replace(tmp, path)
 
 
-def finalize_build(
-    out: Path, entry_rejects: list[dict[str, Any]], extra_stats: dict[str, Any]
-) -> dict[str, Any]:
-    """Gather shard markers into manifest.parquet, rejects.parquet and stats.json; return the stats."""
-    out = Path(out)
-    rows: list[dict[str, Any]] = []
-    rejects: list[dict[str, Any]] = list(entry_rejects)
-    splits: dict[str, dict[str, Any]] = {}
-
-    def split_stats(split: str) -> dict[str, Any]:
-        return splits.setdefault(split, {"in": 0, "written": 0, "rejected": 0, "reasons": {}, "shards": 0})
-
-    for r in entry_rejects:
-        s = split_stats(r["split"])
-        s["in"] += 1
-        s["rejected"] += 1
-        s["reasons"][r["reason"]] = s["reasons"].get(r["reason"], 0) + 1
-    for marker in list_done(out):
-        done = json.loads(marker.read_text())
-        rows.extend(done["manifest"])
-        rejects.extend(done["rejects"])
-        s = split_stats(done["split"])
-        s["shards"] += len(done["tars"])
-        s["in"] += done["in"]
-        s["written"] += len(done["manifest"])
-        s["rejected"] += len(done["rejects"])
-        for r in done["rejects"]:
-            s["reasons"][r["reason"]] = s["reasons"].get(r["reason"], 0) + 1
-    write_parquet(rows, MANIFEST_COLUMNS, out / MANIFEST)
-    write_parquet(rejects, REJECT_COLUMNS, out / REJECTS)
-    totals = {k: sum(s[k] for s in splits.values()) for k in ("in", "written", "rejected")}
-    stats = {"splits": splits, "totals": totals, **extra_stats}
-    write_json_atomic(out / STATS, stats)
-    return stats
-
-
 def rewrite_shard(
-    tar_path: Path, update: Callable[[str, dict[str, bytes]], dict[str, bytes] | None]
+    src: Path, dst: Path, update: Callable[[str, dict[str, bytes]], dict[str, bytes] | None]
 ) -> list[str]:
-    """Rewrite a shard in place (atomically), passing each sample's members through `update`.
+    """Write a copy of tar `src` to `dst` (atomically), passing each sample's members through `update`.
 
     `update(key, members)` returns new members or None to keep the sample unchanged. Returns the keys that
-    changed. The caller updates the manifest rows (see `update_done_rows`).
+    changed. `src` is only read: the caller commits `dst` in its place (shards/txn.py).
     """
-    tar_path = Path(tar_path)
     changed: list[str] = []
-    writer = TarShardWriter(tar_path)
+    writer = TarShardWriter(Path(dst))
     try:
-        for key, members in iter_tar_samples(tar_path):
+        for key, members in iter_tar_samples(src):
             new = update(key, members)
             if new is not None:
                 changed.append(key)
@@ -216,8 +172,40 @@ def rewrite_shard(
     return changed
 
 
-def update_done_rows(marker: Path, rows_by_key: dict[str, dict[str, Any]]) -> None:
-    """Replace manifest rows (by key) inside a shard's done marker."""
-    done = json.loads(Path(marker).read_text())
-    done["manifest"] = [rows_by_key.get(r["key"], r) for r in done["manifest"]]
-    write_json_atomic(Path(marker), done)
+def copy_samples(dst: Path, ranges: list[tuple[Path, int, int]]) -> tuple[int, str]:
+    """Write a tar at `dst` (atomically, fsynced) made of byte ranges [start, end) of other tars, each range one
+    whole sample (its members' headers and padded data); return (size, sha256).
+
+    The end-of-archive blocks and padding are those `tarfile` writes, so copying the samples of a tar that
+    `TarShardWriter` wrote gives the same bytes as writing them again.
+    """
+    dst = Path(dst)
+    tmp = tmp_path(dst)
+    digest, size = hashlib.sha256(), 0
+    handles: dict[Path, Any] = {}
+    try:
+        with open(tmp, "wb") as fh:
+            for path, start, end in ranges:
+                if path not in handles:
+                    handles[path] = open(path, "rb")  # noqa: SIM115 - closed below
+                data = os.pread(handles[path].fileno(), end - start, start)
+                if len(data) != end - start:
+                    raise OSError(f"{path}: short read of bytes {start}-{end}")
+                fh.write(data)
+                digest.update(data)
+                size += len(data)
+            tail = b"\0" * (2 * tarfile.BLOCKSIZE)
+            tail += b"\0" * (-(size + len(tail)) % tarfile.RECORDSIZE)
+            fh.write(tail)
+            digest.update(tail)
+            size += len(tail)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        for handle in handles.values():
+            handle.close()
+    os.replace(tmp, dst)
+    return size, digest.hexdigest()

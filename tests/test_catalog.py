@@ -9,7 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from avuie.shards.writer import finalize_build, write_json_atomic
+from avuie.shards.derived import finalize_build
+from avuie.shards.writer import write_json_atomic
 from typer.testing import CliRunner
 
 from avuie.catalog.db import CatalogError, find_builds, open_catalog

@@ -14,7 +14,8 @@ import pytest
 from avuie.builders.instructions import instruction
 from avuie.schemas import Sample, Target, make_key, make_sample_id, render_answer
 from avuie.schemas.vocab import AVS_CLASSES
-from avuie.shards.writer import TarShardWriter, finalize_build, write_json_atomic
+from avuie.shards.derived import finalize_build
+from avuie.shards.writer import TarShardWriter, write_json_atomic
 from PIL import Image
 from pydantic import TypeAdapter
 from typer.testing import CliRunner

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from avuie.shards import layout
 from typer.testing import CliRunner
 
 import avuie.reasoning.openai_engine as openai_engine
@@ -359,9 +360,8 @@ def test_an_interrupted_build_writes_stats_and_resumes(tmp_path, sig):
             args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
         )
         deadline = time.monotonic() + LIMIT
-        while (
-            time.monotonic() < deadline and not list(out.glob("shards/*/*.done.json")) and proc.poll() is None
-        ):
+        pieces = layout.stage_dir(out, "ave") / "pieces"  # finished work is staged until the build commits
+        while time.monotonic() < deadline and not layout.staged_markers(pieces) and proc.poll() is None:
             time.sleep(0.05)
         os.kill(proc.pid, sig)
         try:
@@ -372,9 +372,12 @@ def test_an_interrupted_build_writes_stats_and_resumes(tmp_path, sig):
         assert proc.returncode != 0, err.decode()
         stats = json.loads((out / "stats.json").read_text())
         assert stats["interrupted"].startswith("KeyboardInterrupt")
-        written = stats["totals"]["written"]
-        assert 1 <= written < 6  # the finished shards, counted
-        assert stats["reasoning"]["requests"] >= stats["totals"]["written"]
+        assert stats["resume"].startswith("avuie build --source ave")  # the command that resumes
+        written = stats["staged"]["written"]
+        assert (
+            1 <= written < 6 and stats["totals"]["written"] == 0
+        )  # the finished work, staged, not yet visible
+        assert stats["staged"]["reasoning"]["requests"] >= written
         server.reset_counts()
         result = CliRunner().invoke(app, build_args(out, server))
         assert result.exit_code == 0, result.output

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from avuie.shards import layout
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -179,14 +180,15 @@ def test_sigkill_midway_then_rerun_equals_uninterrupted(tmp_path):
         "1",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    pieces = layout.stage_dir(out, "ave") / "pieces"  # finished work is staged until the commit
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(out.glob("shards/*/*.done.json"))) < 3:
+    while time.time() < deadline and len(layout.staged_markers(pieces)) < 3:
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    finished = len(list(out.glob("shards/*/*.done.json")))
+    finished = len(layout.staged_markers(pieces))
     assert 3 <= finished < 10, "the build must be killed midway"
-    assert not (out / "manifest.parquet").exists()
+    assert not (out / "manifest.parquet").exists() and not layout.list_tars(out)  # nothing half-visible
     result = runner.invoke(
         app, ["build", "--source", "ave", "--raw", str(raw), "--out", str(out), "--shard-size", "1"]
     )

@@ -11,8 +11,8 @@ from typing import Any
 
 from avuie.build.cutting import Profile
 
-# `tick(n)`: n more records are finished (shard builders call it); `report(done, total)`: the running count a
-# progress bar shows (callers of `build` pass one).
+# `tick(n)`: n more records are finished (piece builders call it); `report(done, total)`: the running count a
+# progress display shows (callers of `build` pass one; its first call counts the records already built).
 Tick = Callable[[int], None]
 ReportProgress = Callable[[int, int], None]
 
@@ -32,18 +32,23 @@ class BuildConfig:
     profile: Profile = field(default_factory=Profile)
     params: dict[str, Any] = field(default_factory=dict)
     reasoning: str = "template"
+    media_root: Path | None = None  # media looked up here first (see build/media_root.py)
+
+    def content_fingerprint(self) -> str:
+        """A hash of the settings that change a sample's bytes (source, cut profile, params, reasoning engine)."""
+        d = {"source": self.source, "profile": asdict(self.profile), "params": self.params}
+        return _hash(d | {"reasoning": self.reasoning})
 
     def fingerprint(self) -> str:
-        """A hash of the settings that change shard contents (not workers, not paths)."""
-        d = {
-            "source": self.source,
-            "shard_size": self.shard_size,
-            "shard_bytes": self.shard_bytes,
-            "profile": asdict(self.profile),
-            "params": self.params,
-            "reasoning": self.reasoning,
-        }
-        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        """A hash of the settings that change shard contents or boundaries (not workers, not paths)."""
+        return _hash(
+            {"content": self.content_fingerprint(), "size": self.shard_size, "bytes": self.shard_bytes}
+        )
+
+    def check(self) -> None:
+        """Raise ValueError for settings no build can use."""
+        if self.shard_size < 1 or self.shard_bytes < 1 or (self.limit is not None and self.limit < 1):
+            raise ValueError("shard_size, shard_bytes and limit must be at least 1")
 
     def settings(self) -> dict[str, Any]:
         """The settings as build.json records them."""
@@ -56,4 +61,9 @@ class BuildConfig:
             "profile": asdict(self.profile),
             "params": self.params,
             "reasoning": self.reasoning,
+            "media_root": None if self.media_root is None else str(self.media_root),
         }
+
+
+def _hash(d: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -1,5 +1,5 @@
-"""Finish a build: gather the shard markers into manifest, rejects and stats (shards/writer.py does the files),
-and write build.json: what was built, from which annotation files (checksums), with which settings and tools."""
+"""What a build records about itself: build.json (what was built, from which annotation files (checksums), with
+which settings and tools) and the notice counts, kept in the source's record (shards/derived.py)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from avuie.build.assemble import reject_row
 from avuie.build.config import BuildConfig
 from avuie.builders import Builder, Notice, Record, Reject
 from avuie.media.ffmpeg import ffmpeg_exe
 from avuie.shards.index import sha256_file
-from avuie.shards.layout import BUILD_INFO
-from avuie.shards.writer import finalize_build, write_json_atomic
 
 
 def avuie_version() -> str:
@@ -96,29 +93,3 @@ def build_info(
         "versions": {"python": platform.python_version(), "ffmpeg": _ffmpeg_version()},
         "license": builder.license,
     }
-
-
-def finalise(
-    builder: Builder,
-    config: BuildConfig,
-    records: tuple[dict[str, list[Record]], list[Reject], list[Notice]],
-    extra_stats: dict[str, Any],
-    complete: bool = True,
-) -> dict[str, Any]:
-    """Write manifest, rejects, stats.json (with `extra_stats` and the notices) and, when the build is `complete`
-    (not stopped early), build.json; return the stats."""
-    by_split, entry_rejects, notices = records
-    out = Path(config.out)
-    stats = finalize_build(
-        out,
-        [reject_row(builder.name, r) for r in entry_rejects],
-        {
-            "source": builder.name,
-            "family": builder.family.value,
-            **extra_stats,
-            "notices": notice_counts(notices),
-        },
-    )
-    if complete:
-        write_json_atomic(out / BUILD_INFO, build_info(builder, config, by_split, entry_rejects))
-    return stats

@@ -1,16 +1,21 @@
 """The build pipeline: raw release -> records -> media cut -> reasoning -> validated samples -> shards.
 
-`build(config)` runs the steps, each in its own module: read and plan the shards (plan.py), build each shard
-(shard.py, which assembles samples with assemble.py), then gather the markers and write build.json
-(finalise.py). A finished shard leaves `<name>.done.json`; a rerun skips every shard whose marker matches the
-build config, and redoes the others from scratch (their `.tmp` files are dropped), so an interrupted build
-resumes without duplicates or truncated tars and ends with the same manifest. Nothing is lost: every record ends
-as a written sample or a reject with a reason (in = written + rejected).
+`build(config)` runs the steps, each in its own module: read the records and plan the work (plan.py; records an
+earlier build or a killed run already built are reused), build each work unit into a staged piece (piece.py,
+which assembles samples with assemble.py), then commit (commit.py): pack the samples into full shards
+(pack.py) and make tars, markers, manifest, rejects, stats and build.json visible together (shards/txn.py).
+
+The output folder is owned while a build runs: one build per (source, out) holds the source's lock
+(shards/owner.py; a second one exits naming the holder), everything is written inside `OUT/.avuie-tmp/` until
+the commit, and the commit deletes only files this source's markers listed. A kill at any instant leaves the
+old state (plus staged pieces that the rerun reuses) or the new one; an interrupted commit is finished by the
+next command. Nothing is lost: every record ends as a written sample or a reject with a reason.
 """
 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -18,13 +23,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from avuie.build.commit import Built, commit_build, note_interrupted
 from avuie.build.config import BuildConfig, ReportProgress
-from avuie.build.finalise import finalise
-from avuie.build.plan import check_splits, chunk_digest, drop_orphans, is_done, plan_shards, read_records
-from avuie.build.shard import build_shard
+from avuie.build.ledger import committed, staged_pieces
+from avuie.build.piece import build_piece
+from avuie.build.plan import check_splits, digest_records, plan_build, read_records
 from avuie.builders import Builder, get_builder
 from avuie.reasoning.engine import ReasoningEngine, TemplateEngine
-from avuie.shards.writer import remove_stale_temp
+from avuie.shards.layout import stage_dir
+from avuie.shards.owner import current_command, hold
+from avuie.shards.txn import recover
+
+Notify = Callable[[str], None]
 
 
 def build(
@@ -32,56 +42,74 @@ def build(
     engine: ReasoningEngine | None = None,
     progress: ReportProgress | None = None,
     builder: Builder | None = None,
+    notify: Notify | None = None,
 ) -> dict[str, Any]:
-    """Build one source into `config.out`; return stats (also written to stats.json).
-
-    `progress(done, total)` is called as records finish (the CLI draws a rich bar with it).
-    """
+    """Build one source into `config.out`; return its stats (stats.json holds them, per source when OUT holds
+    several). `progress(done, total)` follows the records (its first call counts those already built);
+    `notify(text)` gets notices such as a stale lock taken over. Raises `LockHeld` while another build of the
+    source into the same folder runs."""
     builder = builder or get_builder(config.source, **config.params)
     engine = engine or TemplateEngine()
+    config.check()
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp(out)
-    if config.shard_size < 1 or config.shard_bytes < 1 or (config.limit is not None and config.limit < 1):
-        raise ValueError("shard_size, shard_bytes and limit must be at least 1")
-    records = read_records(builder, config)
-    by_split, entry_rejects, _notices = records
+    with hold(out, builder.name) as lock:
+        if lock.notice and notify:
+            notify(lock.notice)
+        recover(out)
+        return _build(builder, config, engine, progress)
+
+
+def _partial_files(folder: Path) -> None:
+    """Drop the half-written files (`*.tmp`) a killed run left in its own stage folder."""
+    if folder.is_dir():
+        for path in folder.rglob("*.tmp"):
+            if path.is_file():
+                path.unlink()
+
+
+def _build(
+    builder: Builder, config: BuildConfig, engine: ReasoningEngine, progress: ReportProgress | None
+) -> dict[str, Any]:
+    by_split, entry_rejects, notices = read_records(builder, config)
     check_splits(builder, config, by_split, entry_rejects)
+    digests = digest_records(builder, config, by_split)
+    stage = stage_dir(config.out, builder.name)
+    pieces_dir = stage / "pieces"
+    _partial_files(pieces_dir)
+    done_before = committed(Path(config.out), builder.name)
+    resumed = staged_pieces(pieces_dir)
+    plan = plan_build(by_split, digests, set(done_before.outcomes) | set(resumed.outcomes), config.shard_size)
     total = sum(len(v) for v in by_split.values())
-    done_count = [0]
+    count = [total - plan.todo_records()]
+    if progress:
+        progress(count[0], total)
 
     def tick(n: int) -> None:
-        done_count[0] += n
+        count[0] += n
         if progress:
-            progress(done_count[0], total)
+            progress(count[0], total)
 
-    fingerprint = config.fingerprint()
-    jobs = plan_shards(builder.name, by_split, config)
-    skipped = 0
+    def note(why: dict[str, str]) -> None:
+        pieces = staged_pieces(pieces_dir)
+        note_interrupted(builder, config, pieces, why["interrupted"], current_command())
 
-    def summary() -> dict[str, Any]:
-        return {"shards_skipped": skipped, "reasoning": engine.stats()}
-
-    interrupted = stats_when_interrupted(
-        lambda why: finalise(builder, config, records, {**summary(), **why}, False)
-    )
-    with interrupted, ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
-        for job in jobs:
-            job.folder.mkdir(parents=True, exist_ok=True)
-            if is_done(job.marker, fingerprint, chunk_digest(job.records)):
-                skipped += 1
-                tick(len(job.records))
-                continue
-            build_shard(builder, job, config, engine, pool, tick)
-        drop_orphans(out, jobs)
-    return finalise(builder, config, records, summary())
+    with stats_when_interrupted(note), ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
+        for unit in plan.units:
+            if not unit.skipped:
+                build_piece(builder, unit, config, engine, pool, pieces_dir, tick)
+    built = Built(plan, done_before, staged_pieces(pieces_dir), pieces_dir, by_split, entry_rejects, notices)
+    skipped = sum(u.skipped for u in plan.units)
+    stats = commit_build(builder, config, built, engine.stats(), skipped)
+    shutil.rmtree(stage, ignore_errors=True)
+    return stats
 
 
 @contextlib.contextmanager
 def stats_when_interrupted(write: Callable[[dict[str, str]], Any]) -> Iterator[None]:
-    """Around the shard loop: SIGTERM raises KeyboardInterrupt (as Ctrl-C does), and when the loop stops early for
-    any reason, `write({"interrupted": why})` writes manifest, rejects and stats.json of the shards finished so
-    far before the exception goes on (a rerun resumes from those shards)."""
+    """Around the work loop: SIGTERM raises KeyboardInterrupt (as Ctrl-C does), and when the loop stops early for
+    any reason, `write({"interrupted": why})` records it (stats.json says what was staged and how to resume)
+    before the exception goes on."""
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if main else None
     try:

@@ -2,7 +2,9 @@
 
 Checks per sample: the JSON validates as a `Sample` (with its masks as context, so points must lie inside them),
 every media file named by the sample is in the tar, the content hash matches the bytes, and each shard's samples
-match its manifest rows.
+match its manifest rows. Per build folder (build/consistency.py): every tar a marker lists exists with the size
+and sha256 it records, no tar is unlisted, the manifest equals the markers' rows, no sample is listed twice and no
+commit was left unfinished.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from avuie.build.assemble import content_hash
+from avuie.build.consistency import build_folders, check_folder
 from avuie.builders import load_all
 from avuie.builders.base import error_text
 from avuie.schemas import Sample
@@ -61,32 +64,43 @@ def validate_sample(key: str, members: dict[str, bytes]) -> tuple[str, str | Non
 
 
 def validate_build(out: Path) -> dict[str, Any]:
-    """Validate every tar under `out` (recursively); return counts and failures."""
+    """Validate every tar under `out` (recursively) and every build folder's consistency (tars, markers,
+    manifest, pending commits, samples listed twice); return counts and failures."""
     load_all()  # the class lists that builders declare (Builder.classes) are checked too
     out = Path(out)
     failures: list[dict[str, str]] = []
+    for folder in build_folders(out):
+        failures += check_folder(folder)
     count = 0
     tars = sorted(find_shards(out))
+    where: dict[str, Path] = {}
     for tar in tars:
-        marker_ids = None
-        build = build_of_tar(tar)
-        done = read_done(tar)
-        if done is not None and "manifest" in done:
-            rel = str(tar.relative_to(build))
-            marker_ids = {r["id"] for r in done["manifest"] if r["shard"] == rel}
-        seen = set()
         try:
-            for key, members in iter_tar_samples(tar):
-                count += 1
-                sid, err = validate_sample(key, members)
-                seen.add(sid)
-                if err:
-                    failures.append({"id": sid, "shard": str(tar), "error": err})
+            seen = _validate_tar(tar, failures)
         except Exception as exc:  # noqa: BLE001 - a broken tar is a failure to report, not a crash
             failures.append({"id": str(tar), "shard": str(tar), "error": f"unreadable tar: {exc}"})
             continue
-        if marker_ids is not None and marker_ids != seen:
-            failures.append(
-                {"id": str(tar), "shard": str(tar), "error": "samples differ from the manifest rows"}
-            )
+        count += len(seen)
+        for sid in seen:
+            if sid in where and where[sid].parent.parent.parent == tar.parent.parent.parent:
+                failures.append({"id": sid, "shard": str(tar), "error": f"also in {where[sid].name}"})
+            where.setdefault(sid, tar)
     return {"samples": count, "shards": len(tars), "failures": failures}
+
+
+def _validate_tar(tar: Path, failures: list[dict[str, str]]) -> list[str]:
+    """Validate one tar's samples (failures appended); return the ids it holds."""
+    marker_ids = None
+    done = read_done(tar)
+    if done is not None and "manifest" in done:
+        rel = str(tar.relative_to(build_of_tar(tar)))
+        marker_ids = {r["id"] for r in done["manifest"] if r["shard"] == rel}
+    seen = []
+    for key, members in iter_tar_samples(tar):
+        sid, err = validate_sample(key, members)
+        seen.append(sid)
+        if err:
+            failures.append({"id": sid, "shard": str(tar), "error": err})
+    if marker_ids is not None and marker_ids != set(seen):
+        failures.append({"id": str(tar), "shard": str(tar), "error": "samples differ from the manifest rows"})
+    return seen

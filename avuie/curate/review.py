@@ -4,7 +4,8 @@
 file (by suffix), with the sample's frames and audio extracted next to it (`<file stem>_media/<key>/...`, paths
 relative to the file), the ground truth in words, the tagged answer and the chain. `apply_review(out, file)`
 takes the rows whose `reasoning` was edited, re-checks each (avuie.reasoning.check), and writes the ones that pass
-back as `human` chains, rewriting only the shards that hold them.
+back as `human` chains, rewriting only the shards that hold them, in one all-or-nothing commit (tars, markers,
+manifest and the rewrite log become visible together).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from avuie.curate.rewrite import apply_chains, iter_samples, locate, record_rewrite
+from avuie.curate.rewrite import apply_chains, iter_samples, locate
 from avuie.reasoning.check import CheckResult, CheckSettings, check_human_chain
 from avuie.reasoning.prompts import describe_target
 from avuie.shards.writer import iter_tar_samples
@@ -196,16 +197,8 @@ def apply_review(out: Path, path: Path, settings: CheckSettings = CheckSettings(
             "usage": old.get("usage") or {},
         }
         updates[sample_id] = (result.reasoning, info)
-    written = apply_chains(out, updates, where=where)
+    log = {"command": "review apply", "file": str(path)}
+    written = apply_chains(out, updates, where=where, log=log if updates else None)
     report.changed, report.shards = written.changed, written.shards
     report.failed.update(written.invalid)
-    record_rewrite(
-        out,
-        {
-            "command": "review apply",
-            "file": str(path),
-            "changed": len(report.changed),
-            "shards": report.shards,
-        },
-    )
     return report

@@ -2,29 +2,24 @@
 
 `regenerate(out, engine, ...)` (the `avuie reason` command) reads each shard, hands the selected samples to a
 reasoning engine and writes back the chains that differ. `apply_chains(out, updates)` (also used by `review
-apply`) does the writing: each affected tar is rewritten atomically (temp file, then rename), its `.done.json`
-manifest rows and OUT/manifest.parquet are updated, and every new sample is validated before it is written.
+apply`) does the writing: every new sample is validated, each affected tar is rewritten as a staged copy, its
+marker's rows and tar facts follow, and the commit makes tars, markers and the manifest visible together
+(avuie/curate/curation.py).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from avuie.curate.curation import Curation, build_sources
 from avuie.reasoning.cache import OUTPUT_FIELDS
 from avuie.reasoning.engine import Draft, ReasoningEngine
-from avuie.shards.layout import MANIFEST, STATS, list_done
-from avuie.shards.writer import (
-    MANIFEST_COLUMNS,
-    iter_tar_samples,
-    rewrite_shard,
-    update_done_rows,
-    write_json_atomic,
-    write_parquet,
-)
+from avuie.shards.layout import MANIFEST, list_done, marker_source
+from avuie.shards.writer import iter_tar_samples
 
 
 @dataclass
@@ -89,40 +84,53 @@ def locate(out: Path, ids: set[str]) -> dict[str, Path]:
     return {r["id"]: out / r["shard"] for r in table if r["id"] in ids}
 
 
+def sources_of(out: Path, tars: Iterable[Path]) -> set[str]:
+    """The sources whose shards hold these tars."""
+    return {marker_source(marker, None) for marker in _markers_of(out, tars).values()} - {""}
+
+
+def _markers_of(out: Path, tars: Iterable[Path]) -> dict[Path, Path]:
+    markers = build_tars(out)
+    return {tar: markers[tar] for tar in tars if tar in markers}
+
+
 def apply_chains(
     out: Path,
     updates: dict[str, tuple[str, dict[str, Any]]],
     where: dict[str, Path] | None = None,
     markers: dict[Path, Path] | None = None,
+    log: dict[str, Any] | None = None,
 ) -> RewriteReport:
-    """Write new chains {sample id: (reasoning, info)} into a build; only the tars holding them are rewritten.
-
-    `where` maps ids to their tar (looked up in the manifest when not given); `markers` is `build_tars(out)`.
-    """
+    """Write new chains {sample id: (reasoning, info)} into a build in one commit; only the tars holding them
+    are rewritten. `where` maps ids to their tar (looked up in the manifest when not given); `markers` is
+    `build_tars(out)`; `log`, when given, is appended to the touched sources' `reasoning_rewrites`."""
     out = Path(out)
     report = RewriteReport()
     where = where if where is not None else locate(out, set(updates))
     markers = markers if markers is not None else build_tars(out)
-    rows: dict[str, dict[str, Any]] = {}
-    for tar in sorted({where[i] for i in updates if i in where}):
-        shard_rows = _rewrite_tar(out, tar, updates, report)
-        if shard_rows:
-            update_done_rows(markers[tar], shard_rows)
-            _refresh_table(tar, markers[tar])
-            rows.update(shard_rows)
-            report.shards.append(str(tar.relative_to(out)))
-    if rows:
-        _patch_manifest(out, rows)
+    tars = sorted({where[i] for i in updates if i in where and where[i] in markers})
+    sources = {marker_source(markers[t], None) for t in tars if t in markers} or build_sources(out)
+    with Curation(out, sources) as cur:
+        for tar in tars:
+            rewrite_tar(cur, tar, markers[tar], updates, report)
+        if log is not None:
+            cur.log({**log, "changed": len(report.changed), "shards": report.shards}, sources)
+        cur.commit()
     return report
 
 
-def _rewrite_tar(
-    out: Path, tar: Path, updates: dict[str, tuple[str, dict[str, Any]]], report: RewriteReport
-) -> dict[str, dict[str, Any]]:
-    """Rewrite one tar with the updates that concern it; return its new manifest rows by key."""
+def rewrite_tar(
+    cur: Curation,
+    tar: Path,
+    marker: Path,
+    updates: dict[str, tuple[str, dict[str, Any]]],
+    report: RewriteReport,
+) -> None:
+    """Stage one tar rewritten with the updates that concern it, and its marker's new rows and tar facts."""
     from avuie.build.assemble import manifest_row, sample_members
+    from avuie.build.piece import tar_info
 
-    shard = str(tar.relative_to(out))
+    shard = cur.rel(tar)
     rows: dict[str, dict[str, Any]] = {}
 
     def update(key: str, members: dict[str, bytes]) -> dict[str, bytes] | None:
@@ -141,36 +149,25 @@ def _rewrite_tar(
         report.changed.append(sample["id"])
         return members
 
-    rewrite_shard(tar, update)
-    return rows
-
-
-def _refresh_table(tar: Path, marker: Path) -> None:
-    """Recompute what the marker records about a rewritten tar (size, sha256, sample byte ranges)."""
-    from avuie.build.shard import tar_info
-
-    done = json.loads(marker.read_text())
-    if tar.name in done.get("tars_info", {}):
-        done["tars_info"][tar.name] = tar_info(tar)
-        write_json_atomic(marker, done)
-
-
-def _patch_manifest(out: Path, rows_by_key: dict[str, dict[str, Any]]) -> None:
-    import pyarrow.parquet as pq
-
-    path = out / MANIFEST
-    if not path.exists():
+    if not cur.rewrite(tar, update):
         return
-    rows = [rows_by_key.get(r["key"], r) for r in pq.read_table(path).to_pylist()]
-    write_parquet(rows, MANIFEST_COLUMNS, path)
+    done = cur.marker(marker)
+    done["manifest"] = [rows.get(r["key"], r) for r in done["manifest"]]
+    if tar.name in done.get("tars_info", {}):
+        done["tars_info"][tar.name] = tar_info(cur.current(tar))
+    cur.stage_marker(marker, done)
+    report.shards.append(shard)
 
 
 def record_rewrite(out: Path, entry: dict[str, Any]) -> None:
-    """Append a rewrite's summary to OUT/stats.json under "reasoning_rewrites"."""
-    path = Path(out) / STATS
-    stats = json.loads(path.read_text()) if path.exists() else {}
-    stats.setdefault("reasoning_rewrites", []).append(entry)
-    write_json_atomic(path, stats)
+    """Append a rewrite's summary to the `reasoning_rewrites` of stats.json (the records of the sources whose
+    shards it names, or every source of the build), in one commit."""
+    out = Path(out)
+    tars = [out / rel for rel in entry.get("shards", [])]
+    sources = sources_of(out, tars) or build_sources(out)
+    with Curation(out, sources) as cur:
+        cur.log(entry, sources)
+        cur.commit()
 
 
 def _keep_old(sample: dict[str, Any], info: dict[str, Any]) -> bool:
@@ -192,33 +189,48 @@ def regenerate(
     engine: ReasoningEngine,
     select: Callable[[dict[str, Any]], bool],
     progress: Callable[[int], None] | None = None,
+    commit_every: int = 16,
 ) -> RewriteReport:
-    """Regenerate the chains of the samples `select` accepts, shard by shard; return what changed."""
+    """Regenerate the chains of the samples `select` accepts, shard by shard; return what changed. Changes are
+    committed every `commit_every` rewritten shards and at the end (each commit is all-or-nothing)."""
     out = Path(out)
     total = RewriteReport()
     markers = build_tars(out)
-    for tar in markers:
-        drafts, current = [], {}
-        for _key, members in iter_tar_samples(tar):
-            sample = json.loads(members["json"])
-            if select(sample):
-                files = {ext: data for ext, data in members.items() if ext != "json"}
-                drafts.append(draft_of(sample, files))
-                current[sample["id"]] = sample
-        if not drafts:
-            continue
-        results = engine.generate(drafts)
-        updates = {}
-        for draft, result in zip(drafts, results, strict=True):
-            sample = current[draft.sample["id"]]
-            if _keep_old(sample, result.info):
-                total.kept.append(sample["id"])
-            elif not _same_chain(sample, result.reasoning, result.info):
-                updates[sample["id"]] = (result.reasoning, result.info)
-        report = apply_chains(out, updates, where={i: tar for i in updates}, markers=markers)
-        total.changed += report.changed
-        total.shards += report.shards
-        total.invalid.update(report.invalid)
-        if progress:
-            progress(len(drafts))
+    with Curation(out, build_sources(out)) as cur:
+        for tar in markers:
+            updates = _new_chains(tar, engine, select, total, progress)
+            if updates:
+                rewrite_tar(cur, tar, markers[tar], updates, total)
+            if len(cur.txn.moves) >= 2 * commit_every:
+                cur.commit()
+        cur.commit()
     return total
+
+
+def _new_chains(
+    tar: Path,
+    engine: ReasoningEngine,
+    select: Callable[[dict[str, Any]], bool],
+    total: RewriteReport,
+    progress: Callable[[int], None] | None,
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The new chains of one tar's selected samples that differ from theirs (kept old chains noted in `total`)."""
+    drafts, current = [], {}
+    for _key, members in iter_tar_samples(tar):
+        sample = json.loads(members["json"])
+        if select(sample):
+            files = {ext: data for ext, data in members.items() if ext != "json"}
+            drafts.append(draft_of(sample, files))
+            current[sample["id"]] = sample
+    if not drafts:
+        return {}
+    updates = {}
+    for draft, result in zip(drafts, engine.generate(drafts), strict=True):
+        sample = current[draft.sample["id"]]
+        if _keep_old(sample, result.info):
+            total.kept.append(sample["id"])
+        elif not _same_chain(sample, result.reasoning, result.info):
+            updates[sample["id"]] = (result.reasoning, result.info)
+    if progress:
+        progress(len(drafts))
+    return updates
