@@ -52,3 +52,41 @@ def scan_counts(source: str, raw: Path, **params: Any) -> dict[str, dict[str, in
     return {
         s: {k: v[k] for k in ("records", "rejected", "media_missing")} for s, v in report["splits"].items()
     }
+
+
+def build_state(out: Path) -> dict[str, str]:
+    """Check that tars, markers and manifest of a build agree exactly; return {sample id: reasoning chain}.
+
+    Every tar a marker lists exists with the sha256 the marker records and holds the samples its table names;
+    no other tar is under shards/; the manifest's (id, shard, content_hash) rows equal the markers' rows and the
+    samples in the tars; no sample id appears twice. Independent of `avuie validate`.
+    """
+    import hashlib
+
+    import pyarrow.parquet as pq
+    from avuie.shards.layout import list_done, list_tars
+    from avuie.shards.writer import iter_tar_samples
+
+    out = Path(out)
+    listed, from_markers, in_tars, chains = set(), [], [], {}
+    for marker in list_done(out):
+        done = json.loads(marker.read_text())
+        from_markers += [(r["id"], r["shard"], r["content_hash"]) for r in done["manifest"]]
+        for name in done["tars"]:
+            tar = marker.parent / name
+            listed.add(tar)
+            info = done["tars_info"][name]
+            assert hashlib.sha256(tar.read_bytes()).hexdigest() == info["sha256"], f"{tar}: stale sha256"
+            keys = []
+            for key, members in iter_tar_samples(tar):
+                sample = json.loads(members["json"])
+                keys.append(key)
+                in_tars.append((sample["id"], str(tar.relative_to(out)), sample["content_hash"]))
+                chains[sample["id"]] = sample["reasoning"]
+            assert keys == [row[0] for row in info["table"]["rows"]], f"{tar}: table differs"
+    assert set(list_tars(out)) == listed, "tars no marker lists"
+    manifest = pq.read_table(out / "manifest.parquet").to_pylist()
+    rows = sorted((r["id"], r["shard"], r["content_hash"]) for r in manifest)
+    assert rows == sorted(from_markers) == sorted(in_tars), "manifest, markers and tars differ"
+    assert len(chains) == len(in_tars), "a sample id appears twice"
+    return chains

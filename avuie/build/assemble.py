@@ -50,17 +50,22 @@ def record_reject(record: Record, reason: str, detail: str) -> Reject:
 def _provenance(
     builder: Builder, record: Record, config: BuildConfig, checksums: dict[str, str]
 ) -> Provenance:
-    """Where a sample came from: its annotation place, builder and the raw files' checksums (raw-relative)."""
-    raw_root = str(Path(config.raw))
+    """Where a sample came from: its annotation place, builder and the raw files' checksums (relative to the raw
+    root, or to the media root for media found there)."""
+    roots = [Path(config.raw)] + ([Path(config.media_root)] if config.media_root else [])
+
+    def rel(p: str) -> str:
+        for root in roots:
+            if Path(p).is_relative_to(root):
+                return str(Path(p).relative_to(root))
+        return p
+
     return Provenance(
         annotation_file=record.annotation_file,
         annotation_row=record.annotation_row,
         builder=builder.name,
         builder_version=builder.version,
-        raw_checksums={
-            str(Path(p).relative_to(raw_root)) if p.startswith(raw_root) else p: c
-            for p, c in checksums.items()
-        },
+        raw_checksums={rel(p): c for p, c in checksums.items()},
     )
 
 

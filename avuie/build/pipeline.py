@@ -15,6 +15,7 @@ next command. Nothing is lost: every record ends as a written sample or a reject
 from __future__ import annotations
 
 import contextlib
+import errno
 import shutil
 import signal
 import threading
@@ -30,7 +31,7 @@ from avuie.build.piece import build_piece
 from avuie.build.plan import check_splits, digest_records, plan_build, read_records
 from avuie.builders import Builder, get_builder
 from avuie.reasoning.engine import ReasoningEngine, TemplateEngine
-from avuie.shards.layout import stage_dir
+from avuie.shards.layout import SHARDS_DIR, SOURCES_DIR, lock_path, split_dir, stage_dir, work_dir
 from avuie.shards.owner import current_command, hold
 from avuie.shards.txn import recover
 
@@ -52,12 +53,22 @@ def build(
     engine = engine or TemplateEngine()
     config.check()
     out = Path(config.out)
+    check_folders(out, [])
     out.mkdir(parents=True, exist_ok=True)
     with hold(out, builder.name) as lock:
         if lock.notice and notify:
             notify(lock.notice)
         recover(out)
         return _build(builder, config, engine, progress)
+
+
+def check_folders(out: Path, splits: list[str]) -> None:
+    """Raise NotADirectoryError (naming the path) when a file stands where the build needs a folder, before any
+    work is done."""
+    paths = [out, work_dir(out), lock_path(out, "x").parent, out / SOURCES_DIR, out / SHARDS_DIR]
+    for path in paths + [split_dir(out, s) for s in splits]:
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "a file stands where the build needs a folder", str(path))
 
 
 def _partial_files(folder: Path) -> None:
@@ -73,6 +84,7 @@ def _build(
 ) -> dict[str, Any]:
     by_split, entry_rejects, notices = read_records(builder, config)
     check_splits(builder, config, by_split, entry_rejects)
+    check_folders(Path(config.out), sorted(by_split))
     digests = digest_records(builder, config, by_split)
     stage = stage_dir(config.out, builder.name)
     pieces_dir = stage / "pieces"

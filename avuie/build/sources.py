@@ -34,10 +34,13 @@ def build_one(
     reasoning_opts: dict[str, Any],
     progress: ShowProgress | None = None,
     notify: Notify | None = None,
+    media_root: Path | None = None,
 ) -> dict[str, Any]:
-    """Build one source (its bundled sample when `raw` is None) into `out`; return its stats.
+    """Build one source (its bundled sample when `raw` is None; media under `media_root` when given) into `out`;
+    return its stats.
 
-    `progress(description, done, total)` follows the records; `notify(text)` gets one-line messages.
+    `progress(description, done, total)` follows the records (its first call counts those already built);
+    `notify(text)` gets one-line messages. Raises LockHeld while another build of the source writes `out`.
     """
     from avuie.build.pipeline import build
     from avuie.builders import get_builder
@@ -59,7 +62,10 @@ def build_one(
         shard_bytes=shard_bytes,
         params=params,
         reasoning=reasoning,
+        media_root=None if media_root is None else Path(media_root),
     )
+    if media_root is not None and not Path(media_root).is_dir():
+        raise BuildRequestError(f"{media_root} is not a folder", param_hint="--media-root")
     engine = make_engine(reasoning, out, reasoning_opts)
     try:
         progress_text = getattr(engine, "progress_text", None)
@@ -69,7 +75,7 @@ def build_one(
                 desc = f"build {source}" + (f" · {progress_text()}" if progress_text else "")
                 progress(desc, done, total)
 
-        return build(config, engine=engine, progress=report)
+        return build(config, engine=engine, progress=report, notify=notify)
     finally:
         engine.close()
 

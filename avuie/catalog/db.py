@@ -7,10 +7,10 @@ builds (`avuie build --all` writes `ROOT/<source>/`). `open_catalog(roots)` find
 |---|---|---|
 | `samples` | written sample | the manifest columns + `build_dir` |
 | `rejects` | rejected entry or record | the rejects.parquet columns + `build_dir` |
-| `stats` | build and split | `build_dir, source, family, split, in, written, rejected, shards, reasons` (JSON) |
+| `stats` | build, source and split | `build_dir, source, family, split, in, written, rejected, shards, reasons` (JSON) |
 | `reject_reasons` | build, split and reason | `build_dir, source, split, reason, n` |
 | `shards` | tar file | `build_dir, source, split, shard, path, num_samples, num_bytes` |
-| `builds` | build | `build_dir, source, family, license, builder_version, avuie_version, reasoning, limit, fingerprint, raw` |
+| `builds` | build and source | `build_dir, source, family, license, builder_version, avuie_version, reasoning, limit, fingerprint, raw` |
 
 Manifests and rejects stay on disk (parquet views); the small JSON files are read into Arrow tables.
 """
@@ -32,6 +32,8 @@ from avuie.shards.layout import (
     STATS,
     find_manifests,
     list_done,
+    marker_source,
+    per_source,
     shard_rel,
 )
 
@@ -120,35 +122,35 @@ BUILD_SCHEMA = pa.schema(
 
 
 def _stats_rows(build: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(per split rows, per reason rows) of a build's stats.json."""
-    stats = _read_json(build / STATS)
-    info = _read_json(build / BUILD_INFO)
-    source = stats.get("source") or info.get("source") or build.name
-    family = stats.get("family") or info.get("family") or ""
+    """(per source and split rows, per reason rows) of a build's stats.json (one part per source it holds)."""
     rows, reasons = [], []
-    for split, s in sorted(stats.get("splits", {}).items()):
-        rows.append(
-            {
-                "build_dir": str(build),
-                "source": source,
-                "family": family,
-                "split": split,
-                "in": s.get("in", 0),
-                "written": s.get("written", 0),
-                "rejected": s.get("rejected", 0),
-                "shards": s.get("shards", 0),
-                "reasons": json.dumps(s.get("reasons", {}), sort_keys=True),
-            }
-        )
-        for reason, n in sorted(s.get("reasons", {}).items()):
-            reasons.append(
-                {"build_dir": str(build), "source": source, "split": split, "reason": reason, "n": n}
+    infos = per_source(_read_json(build / BUILD_INFO))
+    for source, stats in per_source(_read_json(build / STATS)).items():
+        name = source or (next(iter(infos)) if len(infos) == 1 else "") or build.name
+        family = stats.get("family") or infos.get(name, {}).get("family") or ""
+        for split, s in sorted(stats.get("splits", {}).items()):
+            rows.append(
+                {
+                    "build_dir": str(build),
+                    "source": name,
+                    "family": family,
+                    "split": split,
+                    "in": s.get("in", 0),
+                    "written": s.get("written", 0),
+                    "rejected": s.get("rejected", 0),
+                    "shards": s.get("shards", 0),
+                    "reasons": json.dumps(s.get("reasons", {}), sort_keys=True),
+                }
             )
+            for reason, n in sorted(s.get("reasons", {}).items()):
+                reasons.append(
+                    {"build_dir": str(build), "source": name, "split": split, "reason": reason, "n": n}
+                )
     return rows, reasons
 
 
 def _shard_rows(build: Path, source: str) -> list[dict[str, Any]]:
-    """One row per finished tar, from the shard completion markers."""
+    """One row per finished tar, from the shard completion markers (`source` when a marker names none)."""
     rows = []
     for marker in list_done(build):
         done = _read_json(marker)
@@ -161,7 +163,7 @@ def _shard_rows(build: Path, source: str) -> list[dict[str, Any]]:
             rows.append(
                 {
                     "build_dir": str(build),
-                    "source": source,
+                    "source": marker_source(marker, done) or source,
                     "split": done.get("split") or marker.parent.name,
                     "shard": rel,
                     "path": str(path),
@@ -172,21 +174,27 @@ def _shard_rows(build: Path, source: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _build_row(build: Path) -> dict[str, Any]:
-    info = _read_json(build / BUILD_INFO)
-    config = info.get("config", {})
-    return {
-        "build_dir": str(build),
-        "source": info.get("source") or _read_json(build / STATS).get("source") or build.name,
-        "family": info.get("family", ""),
-        "license": info.get("license", ""),
-        "builder_version": str(info.get("builder_version", "")),
-        "avuie_version": info.get("avuie_version", ""),
-        "reasoning": config.get("reasoning", ""),
-        "limit": config.get("limit"),
-        "fingerprint": info.get("fingerprint", ""),
-        "raw": info.get("raw", ""),
-    }
+def _build_rows(build: Path) -> list[dict[str, Any]]:
+    """One row per source of a build (build.json, one part per source)."""
+    rows = []
+    infos = per_source(_read_json(build / BUILD_INFO)) or {"": {}}
+    for source, info in infos.items():
+        config = info.get("config", {})
+        rows.append(
+            {
+                "build_dir": str(build),
+                "source": source or _read_json(build / STATS).get("source") or build.name,
+                "family": info.get("family", ""),
+                "license": info.get("license", ""),
+                "builder_version": str(info.get("builder_version", "")),
+                "avuie_version": info.get("avuie_version", ""),
+                "reasoning": config.get("reasoning", ""),
+                "limit": config.get("limit"),
+                "fingerprint": info.get("fingerprint", ""),
+                "raw": info.get("raw", ""),
+            }
+        )
+    return rows
 
 
 def _sql_list(paths: list[Path]) -> str:
@@ -245,9 +253,9 @@ def open_catalog(roots: list[Path] | list[str]) -> Catalog:
         s, r = _stats_rows(b)
         stats_rows += s
         reason_rows += r
-        row = _build_row(b)
-        build_rows.append(row)
-        shard_rows += _shard_rows(b, row["source"])
+        rows = _build_rows(b)
+        build_rows += rows
+        shard_rows += _shard_rows(b, rows[0]["source"])
     tables = {
         "stats": _table(stats_rows, STATS_SCHEMA),
         "reject_reasons": _table(reason_rows, REASON_SCHEMA),

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from avuie.catalog.db import Catalog
-from avuie.shards.layout import STATS
+from avuie.shards.layout import STATS, per_source
 
 CHARTS = {
     "samples_per_family": "Samples per task family",
@@ -61,8 +61,9 @@ def _engines(catalog: Catalog) -> dict[str, dict[str, Any]]:
     out = {}
     for b in catalog.builds:
         path = Path(b) / STATS
-        stats = json.loads(path.read_text()) if path.is_file() else {}
-        out[str(b)] = stats.get("reasoning", {})
+        parts = per_source(json.loads(path.read_text())) if path.is_file() else {}
+        for source, stats in parts.items():
+            out[str(b) if len(parts) == 1 else f"{b} ({source})"] = stats.get("reasoning", {})
     return out
 
 

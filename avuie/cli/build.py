@@ -56,46 +56,9 @@ def build_with_bar(source: str, raw: Path | None, out: Path, **options: Any) -> 
 
 
 def _print_stats(source: str, stats: dict[str, Any]) -> None:
-    table = Table(title=f"{source}: in = written + rejected")
-    for col in ("split", "in", "written", "rejected", "reasons"):
-        table.add_column(col)
-    for split, s in sorted(stats["splits"].items()):
-        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(s["reasons"].items()))
-        table.add_row(split, str(s["in"]), str(s["written"]), str(s["rejected"]), reasons)
-    console.print(table)
+    from avuie.cli.build_run import print_stats
 
-
-def _build_single(source: str, raw: Path | None, target: Path, kw: dict[str, Any]) -> None:
-    from avuie.build.engines import BuildRequestError, endpoint_error
-    from avuie.builders import BuilderError
-
-    try:
-        stats = build_with_bar(source, raw, target, **kw)
-    except BuildRequestError as exc:
-        raise _bad_request(exc) from exc
-    except (BuilderError, KeyError, FileNotFoundError, ValueError, endpoint_error()) as exc:
-        console.print(f"[red]error:[/red] {exc.args[0] if exc.args else exc}")
-        raise typer.Exit(2) from exc
-    _print_stats(source, stats)
-    console.print(f"shards and manifest in {target}")
-
-
-def _build_every(root: Path, raw_root: Path | None, layout: Path | None, kw: dict[str, Any]) -> None:
-    from avuie.build.engines import BuildRequestError
-    from avuie.build.sources import build_all
-    from avuie.builders import load_all
-
-    try:
-        skipped = build_all(root, raw_root, layout, kw, run_one=build_with_bar, on_built=_print_stats)
-    except BuildRequestError as exc:
-        raise _bad_request(exc) from exc
-    for name, why in skipped.items():
-        console.print(f"[yellow]skipped {name}:[/yellow] {why}")
-    built = len(load_all()) - len(skipped)
-    console.print(f"built {built} sources into {root}; skipped {len(skipped)}")
-    if built == 0:
-        console.print("[red]error:[/red] no source was built")
-        raise typer.Exit(1)
+    print_stats(source, stats)
 
 
 _BUILD_OPTIONS = dict(
@@ -118,6 +81,15 @@ _BUILD_OPTIONS = dict(
     ),
     param=typer.Option(
         None, "--param", "-p", help="Builder parameter key=value (repeatable; with --all: SOURCE.KEY=VALUE)."
+    ),
+    media_root=typer.Option(
+        None, "--media-root", help="Folder holding the media, when they are stored away from --raw."
+    ),
+    progress=typer.Option(
+        None, "--progress", help="json, bar or none (default: bar on a terminal, JSON lines otherwise)."
+    ),
+    config=typer.Option(
+        None, "--config", help="A YAML build file (sources, raw roots, settings, reasoning, executor)."
     ),
 )
 _REASONING_OPTIONS = dict(
@@ -156,6 +128,9 @@ def build_cmd(
     shard_size: int = _B["shard_size"],
     shard_bytes: int = _B["shard_bytes"],
     param: list[str] = _B["param"],
+    media_root: Path = _B["media_root"],
+    progress: str = _B["progress"],
+    config: Path = _B["config"],
     reasoning: str = _R["reasoning"],
     model: str = _R["model"],
     base_url: str = _R["base_url"],
@@ -167,32 +142,26 @@ def build_cmd(
     reasoning_opt: list[str] = _R["reasoning_opt"],
 ) -> None:
     """Build validated WebDataset shards from a source's original release layout."""
-    opts = {
-        "model": model,
-        "base_url": base_url,
-        "concurrency": concurrency,
-        "refresh": refresh,
-        "max_attempts": max_attempts,
-        "timeout": timeout,
-        "audio_input": audio_input,
-        "extra": parse_params(reasoning_opt),
-    }
-    kw = dict(
-        splits=split or None,
-        limit=limit,
-        workers=workers,
-        shard_size=shard_size,
-        shard_bytes=shard_bytes,
-        params=parse_params(param),
-        reasoning=reasoning,
-        reasoning_opts=opts,
-    )
+    from avuie.cli import build_run
+
+    if config is not None:
+        if source or all_sources:
+            raise typer.BadParameter("--config names its sources: give no --source or --all")
+        build_run.run_config(config, progress)
+        return
     if all_sources == bool(source):
-        raise typer.BadParameter("give exactly one of --source NAME or --all")
+        raise typer.BadParameter("give exactly one of --source NAME, --all or --config FILE")
+    opts = dict(model=model, base_url=base_url, concurrency=concurrency, refresh=refresh)
+    opts |= dict(max_attempts=max_attempts, timeout=timeout, audio_input=audio_input)
+    kw = dict(
+        splits=split or None, limit=limit, workers=workers, shard_size=shard_size, shard_bytes=shard_bytes,
+        params=parse_params(param), reasoning=reasoning, media_root=media_root,
+        reasoning_opts=opts | {"extra": parse_params(reasoning_opt)},
+    )  # fmt: skip
     if source:
-        _build_single(source, raw, out or Path("avuie-out") / source, kw)
+        build_run.run_single(source, raw, out or Path("avuie-out") / source, kw, progress or "auto")
     else:
-        _build_every(out or Path("avuie-out"), raw_root, layout, kw)
+        build_run.run_every(out or Path("avuie-out"), raw_root, layout, kw, progress or "auto")
 
 
 def scan_cmd(
@@ -271,6 +240,14 @@ def validate_cmd(
         raise typer.Exit(1)
 
 
+def repair_cmd(out: Path = typer.Argument(..., help="A build directory.")) -> None:
+    """Finish an interrupted update of a build and recompute its manifest, rejects and stats from the shard
+    markers; exit 1 listing what only a rebuild can fix."""
+    from avuie.cli.build_run import run_repair
+
+    run_repair(out)
+
+
 def demo_cmd(
     out: Path = typer.Option(Path("avuie-out"), "--out", "-o", help="Where the builds and the run go."),
     steps: int = typer.Option(3, "--steps", help="I-LoRA training steps on the streamed data."),
@@ -301,10 +278,11 @@ def schema_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    """Add build, scan, sources, validate and schema."""
+    """Add build, scan, sources, validate, repair and schema."""
     app.command("build")(build_cmd)
     app.command("scan")(scan_cmd)
     app.command("sources")(sources_cmd)
     app.command("validate")(validate_cmd)
+    app.command("repair")(repair_cmd)
     app.command("demo")(demo_cmd)
     app.command("schema")(schema_cmd)

@@ -74,7 +74,7 @@ class Viewer:
             + "</div><div>"
             + sample_page.text_section(data)
             + sample_page.provenance_section(
-                row, data, build_facts(folder), self.pages.sample_range(tar, key)
+                row, data, build_facts(folder, data["source"]), self.pages.sample_range(tar, key)
             )
             + "</div></div>"
         )
@@ -132,17 +132,22 @@ class Viewer:
         """An HTML fragment: the raw lines of a reject's annotation row."""
         folder = self.store.builds.get(params.get("build", ""))
         known = folder is not None and self.store.query(
-            "SELECT 1 FROM rejects WHERE build_dir = ? AND annotation_file = ? AND annotation_row = ? LIMIT 1",
+            "SELECT source FROM rejects WHERE build_dir = ? AND annotation_file = ? AND annotation_row = ? LIMIT 1",
             [str(folder), params.get("file", ""), params.get("row", "")],
         )
         if not known:
             raise LookupError("no such rejected entry")  # only the lines of a listed reject are shown
-        note, lines = raw_lines(folder, params["file"], params["row"])
+        note, lines = raw_lines(folder, params["file"], params["row"], _first_source(known))
         return esc(note) + "\n" + "\n".join(f"{n:>6}  {esc(text)}" for n, text in lines)
 
     def stats(self) -> str:
         """The stats and data card page."""
         return layout("Stats and data card", stats_page.stats_page(self.store), "/stats")
+
+
+def _first_source(rows: list[dict]) -> str:
+    """The `source` of the first row of a store query's result."""
+    return str(rows[0].get("source") or "") if rows else ""
 
 
 def _page_number(params) -> int:

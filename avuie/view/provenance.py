@@ -8,43 +8,50 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from avuie.shards.layout import per_source
+
 RAW_CONTEXT = 1  # lines shown on each side of a reject's row
 MAX_SCAN_LINES = 5_000_000
 
 
-def build_facts(folder: Path) -> dict[str, Any]:
-    """The build.json facts a sample page shows: sha256 of the file, fingerprint, records digest, raw tree."""
+def build_facts(folder: Path, source: str = "") -> dict[str, Any]:
+    """The build.json facts a sample page shows: sha256 of the file, fingerprint, records digest, raw tree (of
+    `source` when the build folder holds several sources)."""
     path = Path(folder) / "build.json"
     try:
         stat = path.stat()
     except OSError:
         return {}
-    return _facts(str(path), stat.st_size, stat.st_mtime_ns)
-
-
-@lru_cache(maxsize=256)
-def _facts(path: str, size: int, mtime: int) -> dict[str, Any]:
-    data = Path(path).read_bytes()
-    try:
-        info = json.loads(data)
-    except ValueError:
-        info = {}
+    sha, parts = _facts(str(path), stat.st_size, stat.st_mtime_ns)
+    info = parts.get(source) or (next(iter(parts.values())) if len(parts) == 1 else {})
     return {
-        "sha256": hashlib.sha256(data).hexdigest(),
+        "sha256": sha,
         "fingerprint": info.get("fingerprint"),
         "records": (info.get("hashes") or {}).get("records"),
         "raw": info.get("raw"),
     }
 
 
-def raw_lines(folder: Path, annotation_file: str, row: str | int | None) -> tuple[str, list[tuple[int, str]]]:
+@lru_cache(maxsize=256)
+def _facts(path: str, size: int, mtime: int) -> tuple[str, dict[str, dict[str, Any]]]:
+    data = Path(path).read_bytes()
+    try:
+        info = json.loads(data)
+    except ValueError:
+        info = {}
+    return hashlib.sha256(data).hexdigest(), per_source(info) if isinstance(info, dict) else {}
+
+
+def raw_lines(
+    folder: Path, annotation_file: str, row: str | int | None, source: str = ""
+) -> tuple[str, list[tuple[int, str]]]:
     """The raw annotation lines around a reject's row: (a note, [(line number, text), ...]).
 
     The raw tree is build.json's "raw". Builders count rows their own way (a CSV data row, a line, a list
     index), so the file's first line and lines row-1..row+1 are shown with their line numbers; a file outside
     the raw tree, missing, or not text gives a note and no lines.
     """
-    raw = build_facts(folder).get("raw")
+    raw = build_facts(folder, source).get("raw")
     if not raw or not annotation_file:
         return "this build does not record its raw tree", []
     base = Path(raw).resolve()
