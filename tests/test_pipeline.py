@@ -202,6 +202,41 @@ def test_sigkill_midway_then_rerun_equals_uninterrupted(tmp_path):
             assert len(t.getmembers()) == 12  # json + 10 frames + audio
 
 
+def _tar_digests(out: Path) -> dict[str, str]:
+    import hashlib
+
+    return {
+        str(t.relative_to(out)): hashlib.sha256(t.read_bytes()).hexdigest() for t in layout.list_tars(out)
+    }
+
+
+def test_sigkill_with_missing_media_resumes_to_the_same_full_shards(tmp_path):
+    raw = _many_clips(tmp_path / "raw", 8)
+    for i in (1, 4):
+        (raw / "AVE" / f"clip{i:07d}.mp4").unlink()  # rejects inside the first and third chunk of 2
+    ref = tmp_path / "ref"
+    stats = build_source("ave", ref, raw=raw, shard_size=2)
+    assert stats["splits"]["train"]["written"] == 6
+    assert sorted(_tar_digests(ref)) == [
+        f"shards/train/ave-train-0000{k}.tar" for k in range(3)
+    ]  # full, no gap
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "avuie", "build", "--source", "ave", "--raw", str(raw), "--out", str(out),
+           "--shard-size", "2", "--workers", "1"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    pieces = layout.stage_dir(out, "ave") / "pieces"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(layout.staged_markers(pieces)) < 2:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 2 <= len(layout.staged_markers(pieces)) < 4, "the build must be killed midway"
+    result = runner.invoke(app, cmd[3:])
+    assert result.exit_code == 0, result.output
+    assert _tar_digests(out) == _tar_digests(ref)  # byte for byte, though packed from resumed pieces
+    assert _manifest(out) == _manifest(ref)
+
+
 def test_validate_catches_a_tampered_shard(tmp_path):
     out = tmp_path / "ave"
     build_source("ave", out)
