@@ -1,12 +1,13 @@
 """SIGKILL soak: random kills during `avuie review apply` and during rebuilds with changed shard settings.
 
 Each trial copies a finished build, starts the command in its own process group, kills it (SIGKILL) after a random
-delay within the command's measured run time, runs the next command (`avuie repair` after a review apply, the
+delay between the end of avuie's start-up and the command's measured run time (a fresh build's, for a rebuild), runs the next command (`avuie repair` after a review apply, the
 same rebuild after a rebuild) and checks the folder: tars, markers and manifest agree exactly (tests/buildkit.py
 `build_state`), `avuie validate` is clean, no sample key appears twice, and the build equals the old or the new
 state (review apply) or a fresh build with the new settings (rebuild).
 
-    python scripts/kill_soak.py [--trials 20] [--seed 0]
+    python scripts/kill_soak.py [--trials 20] [--seed 0]     # 20 kills of each kind (a trial that finished
+                                                              # before its kill is run again with a new delay)
 
 Prints one line per trial and a summary; exits 1 if any trial ended inconsistent.
 """
@@ -48,6 +49,11 @@ def timed(args: list[str]) -> float:
     proc = avuie(*args)
     assert proc.returncode == 0, proc.stderr
     return time.monotonic() - start
+
+
+def startup() -> float:
+    """Seconds avuie takes to start and exit doing nothing much (kills before that only hit the imports)."""
+    return timed(["sources", "--json"])
 
 
 def kill_after(args: list[str], delay: float) -> bool:
@@ -99,46 +105,58 @@ def review_trials(work: Path, raw: Path, rng: random.Random, trials: int) -> lis
     shutil.copytree(base, done)
     span = timed(["review", "apply", str(done), str(review)])
     new = check(done)
-    lines = []
-    for i in range(trials):
-        out = work / f"review-{i}"
+    lines, start, attempt = [], 0.8 * startup(), 0
+    while sum("killed=True" in x for x in lines) < trials and attempt < 3 * trials:
+        out = work / f"review-{attempt}"
         shutil.copytree(base, out)
-        delay = rng.uniform(0, span)
+        delay = rng.uniform(start, span)
         killed = kill_after(["review", "apply", str(out), str(review)], delay)
         assert avuie("repair", str(out)).returncode == 0
         state = check(out)
         assert state in (old, new), "neither old nor new"
         lines.append(
-            f"review apply {i:2d}: kill at {delay:5.2f}s killed={killed} -> {'new' if state == new else 'old'}"
+            f"review apply {attempt:2d}: kill at {delay:5.2f}s killed={killed} -> {'new' if state == new else 'old'}"
         )
         shutil.rmtree(out)
+        attempt += 1
     return lines
 
 
+def _build_args(raw: Path, out: Path, setting: tuple[str, str], *extra: str) -> list[str]:
+    return ["build", "--source", "ave", "--raw", str(raw), "--out", str(out), "--shard-size", setting[0],
+            "--shard-bytes", setting[1], "--progress", "none", *extra]  # fmt: skip
+
+
 def rebuild_trials(work: Path, raw: Path, rng: random.Random, trials: int) -> list[str]:
-    lines, fresh = [], {}
-    for size, nbytes in SETTINGS:
-        ref = work / f"fresh-{size}-{nbytes}"
-        args = ["build", "--source", "ave", "--raw", str(raw), "--out", str(ref), "--shard-size", size]
-        fresh[(size, nbytes)] = (timed([*args, "--shard-bytes", nbytes]), check(ref), sorted(read_keys(ref)))
-    for i in range(trials):
+    """Each trial starts from a build of 3 records per split with one shard setting and rebuilds every record
+    with another: the rebuild repacks the 3 and cuts the rest, so kills land while cutting, packing or committing."""
+    fresh, start = {}, 0.8 * startup()
+    for setting in SETTINGS:
+        ref, partial = work / f"fresh-{setting[0]}-{setting[1]}", work / f"part-{setting[0]}-{setting[1]}"
+        timed(_build_args(raw, ref, setting))
+        timed(_build_args(raw, partial, setting, "--limit", "3"))
+        fresh[setting] = (check(ref), sorted(read_keys(ref)))
+    lines, attempt = [], 0
+    while sum("killed=True" in x for x in lines) < trials and attempt < 3 * trials:
         first, second = rng.sample(SETTINGS, 2)
-        out = work / f"rebuild-{i}"
-        shutil.copytree(work / f"fresh-{first[0]}-{first[1]}", out)
-        args = ["build", "--source", "ave", "--raw", str(raw), "--out", str(out), "--shard-size", second[0],
-                "--shard-bytes", second[1], "--progress", "none"]  # fmt: skip
-        span, chains, keys = fresh[second]
-        delay = rng.uniform(0, span)
-        killed = kill_after(args, delay)
-        proc = avuie(*args)
+        scratch, out = work / "scratch", work / f"rebuild-{attempt}"
+        for folder in (scratch, out):
+            shutil.copytree(work / f"part-{first[0]}-{first[1]}", folder)
+        span = timed(_build_args(raw, scratch, second))  # this very transition, uninterrupted
+        shutil.rmtree(scratch)
+        delay = rng.uniform(start, span)
+        killed = kill_after(_build_args(raw, out, second), delay)
+        proc = avuie(*_build_args(raw, out, second))
         assert proc.returncode == 0, proc.stderr
+        chains, keys = fresh[second]
         assert check(out) == chains and sorted(read_keys(out)) == keys, "differs from a fresh build"
         stats = json.loads((out / "stats.json").read_text())
         lines.append(
-            f"rebuild {i:2d}: {first} -> {second}, kill at {delay:5.2f}s killed={killed} -> consistent, "
-            f"{stats['totals']['written']} written, skipped {stats['shards_skipped']} shards"
+            f"rebuild {attempt:2d}: {first} -> {second}, kill at {delay:5.2f}s of {span:4.2f}s killed={killed} -> "
+            f"consistent, {stats['totals']['written']} written, skipped {stats['shards_skipped']} shards"
         )
         shutil.rmtree(out)
+        attempt += 1
     return lines
 
 
@@ -161,7 +179,7 @@ def main() -> None:
     for line in lines:
         print(line)
     killed = sum("killed=True" in line for line in lines)
-    print(f"{len(lines)} trials ({killed} killed before finishing): every one ended consistent")
+    print(f"{len(lines)} trials, {killed} SIGKILLed before they finished: every one ended consistent")
 
 
 if __name__ == "__main__":

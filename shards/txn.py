@@ -27,6 +27,9 @@ from typing import Any
 from avuie.shards.layout import (
     COMMIT_LOCK,
     DONE_SUFFIX,
+    JOURNAL_PREFIX,
+    SOURCES_DIR,
+    TMP_SUFFIX,
     journal_path,
     list_done,
     list_journals,
@@ -112,7 +115,7 @@ class Transaction:
     def view_records(self) -> list[tuple[str, Path]]:
         """(relative path, file to read) of every source record after the commit, sorted."""
         rels = [p.relative_to(self.out).as_posix() for p in list_source_records(self.out)]
-        return self._view(rels, ".json", "sources/")
+        return self._view(rels, ".json", f"{SOURCES_DIR}/")
 
     def _view(self, current: list[str], suffix: str, prefix: str = "") -> list[tuple[str, Path]]:
         rels = set(current) | {r for _, r in self.moves if r.endswith(suffix) and r.startswith(prefix)}
@@ -164,7 +167,7 @@ def replay(out: str | os.PathLike) -> int:
     """Finish every committed-but-unapplied journal of `out` (call with the commit lock held, as `commit` does,
     or through `recover`); half-written journals (`*.tmp`: never committed) are dropped. Returns how many."""
     out = Path(out)
-    for leftover in work_dir(out).glob("journal-*.json.tmp"):
+    for leftover in work_dir(out).glob(f"{JOURNAL_PREFIX}*.json{TMP_SUFFIX}"):
         leftover.unlink(missing_ok=True)
     journals = list_journals(out)
     for path in journals:

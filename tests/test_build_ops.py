@@ -101,6 +101,10 @@ def test_scan_reports_buildable_samples_missing_examples_and_missing_split_files
     assert "train" in report["missing_splits"] and "train" not in report["splits"]
     code, output = avuie("scan", "--source", "avqa", "--raw", str(raw))
     assert "no entries for split train" in output
+    code, output = avuie(
+        "build", "--source", "avqa", "--raw", str(raw), "--out", str(tmp_path / "o"), "--limit", "2"
+    )
+    assert code == 0 and "no entries for split(s) train" in output, output  # the build says so too
 
 
 def test_progress_is_json_lines_off_a_terminal_and_a_rerun_says_what_it_skipped(tmp_path):

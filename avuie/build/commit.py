@@ -23,7 +23,7 @@ from avuie.build.pack import pack_split, stage_shard
 from avuie.build.plan import BuildPlan
 from avuie.builders import Builder, Notice, Record, Reject
 from avuie.shards.derived import derive, read_record, record_rel
-from avuie.shards.layout import done_name, shard_of_done, shard_rel, split_dir, staged
+from avuie.shards.layout import done_name, shard_of_done, shard_rel, split_dir, stage_dir, staged
 from avuie.shards.txn import Transaction
 
 
@@ -92,9 +92,12 @@ def _delete_stale(txn: Transaction, out: Path, committed: Ledger, new: dict[str,
 def reasoning_totals(built: Built, previous: dict[str, Any], engine_stats: dict[str, Any]) -> dict[str, Any]:
     """The build's reasoning counters: those of every piece committed now (this run and the killed runs it
     resumed), plus the previous build's when some of its samples are kept; descriptions from the engine."""
-    reused = any(d in built.committed.outcomes for ds in built.plan.splits.values() for d in ds)
-    earlier = [previous] if reused and previous else []
-    return counters.total(earlier + built.pieces.counters + [counters.describe(engine_stats)])
+    planned = {d for ds in built.plan.splits.values() for d in ds}
+    earlier = [previous] if previous and planned & set(built.committed.outcomes) else []
+    pieces = [
+        m.get("reasoning", {}) for m in built.pieces.markers.values() if any(d in planned for d, _ in m["records"])
+    ]  # pieces of an older plan that this one does not use are not counted
+    return counters.total(earlier + pieces + [counters.describe(engine_stats)])
 
 
 def commit_build(
@@ -135,7 +138,7 @@ def note_interrupted(builder: Builder, config: BuildConfig, pieces: Ledger, why:
     resume; the committed shards stay as they were."""
     out = Path(config.out)
     record = read_record(out, builder.name) or {"source": builder.name, "family": builder.family.value}
-    rows = [o for o in pieces.outcomes.values()]
+    rows = list(pieces.outcomes.values())
     record.setdefault("extra", {})
     record["extra"].update(
         interrupted=why,
@@ -147,13 +150,6 @@ def note_interrupted(builder: Builder, config: BuildConfig, pieces: Ledger, why:
             "reasoning": counters.total(pieces.counters),
         },
     )
-    txn = Transaction(out, pieces_dir_txn(config, builder))
+    txn = Transaction(out, stage_dir(out, builder.name) / "note")
     txn.write_json(record_rel(builder.name), record)
     txn.commit(derive, label=f"note-{builder.name}")
-
-
-def pieces_dir_txn(config: BuildConfig, builder: Builder) -> Path:
-    """Where a note transaction stages its files."""
-    from avuie.shards.layout import stage_dir
-
-    return stage_dir(config.out, builder.name) / "note"

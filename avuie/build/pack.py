@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from avuie.build.ledger import Outcome
+from avuie.shards.index import TABLE_COLUMNS
 from avuie.shards.layout import part_name, shard_name, shard_rel
 from avuie.shards.txn import Transaction
 from avuie.shards.writer import copy_samples
@@ -103,10 +104,7 @@ def stage_part(
     rows, ranges = _table(samples)
     nbytes, sha = copy_samples(txn.stage(rel), ranges)
     txn.move(txn.stage(rel), rel)
-    return {"bytes": nbytes, "sha256": sha, "table": {"columns": list(_COLUMNS), "rows": rows}}
-
-
-_COLUMNS = ("key", "start", "end", "source", "family", "split")
+    return {"bytes": nbytes, "sha256": sha, "table": {"columns": list(TABLE_COLUMNS), "rows": rows}}
 
 
 def stage_shard(

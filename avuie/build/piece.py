@@ -54,16 +54,19 @@ class _Writer:
         self.path, self.writer = path, None
 
     def write(self, key: str, members: dict[str, bytes]) -> int:
+        """Add one sample; return the bytes it added."""
         if self.writer is None:
             self.writer = TarShardWriter(self.path)
         return self.writer.write(key, members)
 
     def close(self) -> bool:
+        """Finish the tar; return whether one was written (a piece of rejects only has none)."""
         if self.writer is not None:
             self.writer.close()
         return self.writer is not None
 
     def abort(self) -> None:
+        """Drop the half-written tar."""
         if self.writer is not None:
             self.writer.abort()
 

@@ -59,7 +59,7 @@ def build(
         if lock.notice and notify:
             notify(lock.notice)
         recover(out)
-        return _build(builder, config, engine, progress)
+        return _build(builder, config, engine, progress, notify)
 
 
 def check_folders(out: Path, splits: list[str]) -> None:
@@ -80,10 +80,21 @@ def _partial_files(folder: Path) -> None:
 
 
 def _build(
-    builder: Builder, config: BuildConfig, engine: ReasoningEngine, progress: ReportProgress | None
+    builder: Builder,
+    config: BuildConfig,
+    engine: ReasoningEngine,
+    progress: ReportProgress | None,
+    notify: Notify | None,
 ) -> dict[str, Any]:
     by_split, entry_rejects, notices = read_records(builder, config)
     check_splits(builder, config, by_split, entry_rejects)
+    absent = [
+        s for s in config.splits or builder.splits if s not in by_split | {r.split: 0 for r in entry_rejects}
+    ]
+    if absent and notify:
+        notify(
+            f"{builder.name}: no entries for split(s) {', '.join(absent)} in {config.raw} (annotation file missing?)"
+        )
     check_folders(Path(config.out), sorted(by_split))
     digests = digest_records(builder, config, by_split)
     stage = stage_dir(config.out, builder.name)

@@ -2,7 +2,10 @@
 
 `records` counts annotation entries as the original files count them (one per row, question or clip entry),
 before any expansion into samples; an entry all of whose records were rejected counts under `rejected`, not
-under `records`. `media_missing` counts entries with a record whose raw media file does not exist.
+under `records`. `media_missing` counts entries with a record whose raw media file does not exist (up to 5 of
+those paths per split in `missing_examples`); `buildable` counts the samples whose media are all there.
+`missing_splits` names the source's splits without any entry (their annotation file is missing). With a media
+root, media are looked up there as the build does (avuie/build/media_root.py).
 """
 
 from __future__ import annotations
@@ -12,7 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from avuie.build.media_root import MediaRoot
 from avuie.builders import Notice, Record, Reject, get_builder
+
+MISSING_EXAMPLES = 5
 
 
 @dataclass
@@ -29,6 +35,8 @@ class _Tally:
     notices: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     shown: list[dict[str, Any]] = field(default_factory=list)
     exists: dict[Path, bool] = field(default_factory=dict)
+    buildable: Counter[str] = field(default_factory=Counter)
+    missing_paths: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
 
     def _show(self, row: dict[str, Any]) -> None:
         if len(self.shown) < self.examples:
@@ -50,11 +58,17 @@ class _Tally:
             return
         self.ok[item.split].add(item.entry)
         self.samples[item.split] += 1
+        ready = True
         for p in item.media_paths():
             if p not in self.exists:
                 self.exists[p] = Path(p).exists()
             if not self.exists[p]:
+                ready = False
                 self.missing[item.split].add(item.entry)
+                shown = self.missing_paths[item.split]
+                if len(shown) < MISSING_EXAMPLES and str(p) not in shown:
+                    shown.append(str(p))
+        self.buildable[item.split] += ready
 
     def splits(self) -> dict[str, dict[str, Any]]:
         """The per-split part of the report."""
@@ -64,7 +78,9 @@ class _Tally:
             out[split] = {
                 "records": len(self.ok[split]),
                 "samples": self.samples[split],
+                "buildable": self.buildable[split],
                 "media_missing": len(self.missing[split]),
+                "missing_examples": self.missing_paths[split],
                 "rejected": len(rejected_only),
                 "reject_reasons": dict(self.reasons_by_split[split]),
                 "notices": dict(self.notices[split]),
@@ -73,22 +89,29 @@ class _Tally:
 
 
 def scan(
-    source: str, raw: Path | None, params: dict[str, Any] | None = None, examples: int = 20
+    source: str,
+    raw: Path | None,
+    params: dict[str, Any] | None = None,
+    examples: int = 20,
+    media_root: Path | None = None,
 ) -> dict[str, Any]:
-    """Scan a raw root (the bundled sample when None) and return the report dict."""
+    """Scan a raw root (the bundled sample when None; media under `media_root` when given); return the report."""
     if raw is None:
         from avuie.samples import ensure_sample
 
         raw = ensure_sample(source)
     builder = get_builder(source, **(params or {}))
     tally = _Tally(examples)
+    media = MediaRoot(Path(raw), Path(media_root)) if media_root else None
     for item in builder.entries(Path(raw)):
-        tally.add(item)
+        tally.add(media.remap(item) if media and isinstance(item, Record) else item)
+    splits = tally.splits()
     return {
         "source": source,
         "raw": str(raw),
         "family": builder.family.value,
-        "splits": tally.splits(),
+        "splits": splits,
+        "missing_splits": [s for s in builder.splits if s not in splits],
         "reject_reasons": dict(tally.reasons),
         "reject_examples": tally.shown,
     }

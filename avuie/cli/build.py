@@ -169,27 +169,23 @@ def scan_cmd(
     raw: Path = typer.Option(None, "--raw", help="Raw root (default: the bundled sample)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     param: list[str] = typer.Option(None, "--param", "-p", help="Builder parameter key=value."),
+    media_root: Path = _B["media_root"],
 ) -> None:
-    """Parse a source's annotations only (no media work): records, missing media and rejects per split."""
+    """Parse a source's annotations only (no media work): records, buildable samples, missing media (with
+    examples), rejects per split, and the splits without any entry."""
     from avuie.build.scan import scan
     from avuie.builders import BuilderError
+    from avuie.cli.build_run import print_scan
 
     try:
-        report = scan(source, raw, parse_params(param))
+        report = scan(source, raw, parse_params(param), media_root=media_root)
     except (BuilderError, KeyError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     if as_json:
         sys.stdout.write(json.dumps(report, indent=1) + "\n")
         return
-    table = Table(title=f"scan {source} ({report['raw']})")
-    for col in ("split", "records", "samples", "media_missing", "rejected"):
-        table.add_column(col)
-    for split, s in sorted(report["splits"].items()):
-        table.add_row(split, *(str(s[c]) for c in ("records", "samples", "media_missing", "rejected")))
-    Console().print(table)
-    for reason, n in sorted(report["reject_reasons"].items()):
-        Console().print(f"rejected {n}: {reason}")
+    print_scan(source, report)
 
 
 def sources_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:

@@ -34,6 +34,25 @@ def print_stats(source: str, stats: dict[str, Any]) -> None:
     console.print(table)
 
 
+def print_scan(source: str, report: dict[str, Any]) -> None:
+    """The scan report as a table (stdout), with missing media examples and the splits without entries."""
+    out = Console()
+    table = Table(title=f"scan {source} ({report['raw']})")
+    columns = ("records", "samples", "buildable", "media_missing", "rejected")
+    for col in ("split", *columns):
+        table.add_column(col)
+    for split, s in sorted(report["splits"].items()):
+        table.add_row(split, *(str(s[c]) for c in columns))
+    out.print(table)
+    for split, s in sorted(report["splits"].items()):
+        for path in s["missing_examples"]:
+            out.print(f"{split}: missing {path}")
+    for split in report["missing_splits"]:
+        out.print(f"[yellow]no entries for split {split}[/yellow] (is its annotation file missing?)")
+    for reason, n in sorted(report["reject_reasons"].items()):
+        out.print(f"rejected {n}: {reason}")
+
+
 def _mode(mode: str) -> str:
     try:
         return pick_mode(mode)
