@@ -95,7 +95,9 @@ def reasoning_totals(built: Built, previous: dict[str, Any], engine_stats: dict[
     planned = {d for ds in built.plan.splits.values() for d in ds}
     earlier = [previous] if previous and planned & set(built.committed.outcomes) else []
     pieces = [
-        m.get("reasoning", {}) for m in built.pieces.markers.values() if any(d in planned for d, _ in m["records"])
+        m.get("reasoning", {})
+        for m in built.pieces.markers.values()
+        if any(d in planned for d, _ in m["records"])
     ]  # pieces of an older plan that this one does not use are not counted
     return counters.total(earlier + pieces + [counters.describe(engine_stats)])
 
