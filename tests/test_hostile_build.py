@@ -23,6 +23,7 @@ from avuie.curate.rewrite import iter_samples
 from avuie.media.synth import truncate_file
 from avuie.samples import ensure_sample
 from tests.buildkit import build_state, read_back
+from tests.crashkit import Crasher
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,13 +109,6 @@ def test_a_users_tmp_files_and_folders_under_out_are_left_alone(tmp_path):
 
 
 # ---- 4. SIGKILL during review apply -----------------------------------------------------------------------------
-def _crash(n: int, *args: str) -> int:
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.crashkit", str(n), *args], cwd=ROOT, capture_output=True, timeout=120
-    )
-    return proc.returncode
-
-
 def test_review_apply_killed_at_every_step_leaves_the_old_or_the_new_build(tmp_path):
     base = tmp_path / "base"
     build(base, "--shard-size", "2")
@@ -132,21 +126,54 @@ def test_review_apply_killed_at_every_step_leaves_the_old_or_the_new_build(tmp_p
     new = build_state(done)
     assert new != old
     seen = set()
-    for n in range(1, 200):
-        out = tmp_path / f"k{n}"
-        shutil.copytree(base, out)
-        code = _crash(n, "review", "apply", str(out), str(review))
-        if code == 0:
-            break
-        assert code == -9, code
-        validated, report = avuie("validate", str(out))
-        assert validated == 0 or "interrupted" in report, report  # a mixed state is always reported
-        build(out, "--shard-size", "2")  # the next build finishes (or forgets) the update ...
-        state = build_state(out)
-        assert state in (old, new), f"killed before change {n}: neither the old nor the new build"
-        seen.add("new" if state == new else "old")
-        shutil.rmtree(out)
+    with Crasher() as crash:
+        for n in range(1, 200):
+            out = tmp_path / f"k{n}"
+            shutil.copytree(base, out)
+            code = crash(n, "review", "apply", str(out), str(review))
+            if code == 0:
+                break
+            assert code == -9, code
+            validated, report = avuie("validate", str(out))
+            assert validated == 0 or "interrupted" in report, report  # a mixed state is always reported
+            build(out, "--shard-size", "2")  # the next build finishes (or forgets) the update ...
+            state = build_state(out)
+            assert state in (old, new), f"killed before change {n}: neither the old nor the new build"
+            seen.add("new" if state == new else "old")
+            shutil.rmtree(out)
     assert n > 5 and seen == {"old", "new"}  # killed at every change, before and after the commit point
+
+
+def _layout(out: Path) -> list[tuple[str, str]]:
+    """(tar name, key) of every sample in tar order, equal for equal shard layouts."""
+    return [(Path(it["sample"]["id"]).name, it["key"]) for it in read_back(out)]
+
+
+def test_rebuild_with_new_shard_settings_killed_at_every_step_ends_as_a_fresh_build(tmp_path):
+    base = tmp_path / "base"  # 2 train records built in parts; the rebuild cuts the other 2 and repacks all 4
+    build(base, "--split", "train", "--shard-size", "8", "--shard-bytes", "100000", "--limit", "2")
+    new_settings = ("--split", "train", "--shard-size", "3", "--progress", "none")
+    # each kill lands before one change of the build folder (the cutter's scratch files are not counted)
+    fresh = tmp_path / "fresh"
+    build(fresh, *new_settings)
+    want, want_layout = build_state(fresh), _layout(fresh)
+    with Crasher(under=tmp_path) as crash:
+        for n in range(1, 300):
+            out = tmp_path / f"k{n}"
+            shutil.copytree(base, out)
+            code = crash(n, "build", "--source", "ave", "--out", str(out), *new_settings)
+            if code == 0:
+                break
+            assert code == -9, code
+            validated, report = avuie("validate", str(out))
+            assert validated == 0 or "interrupted" in report, report  # a mixed state is always reported
+            build(out, *new_settings)  # the rerun resumes or finishes the killed one
+            keys = [key for _, key in _layout(out)]
+            assert len(keys) == len(set(keys)), f"killed before change {n}: duplicate keys"
+            assert build_state(out) == want and _layout(out) == want_layout, f"killed before change {n}"
+            assert avuie("validate", str(out))[0] == 0
+            shutil.rmtree(out)
+    assert n > 10  # killed before every change of the rebuild, from its first staged piece to its last unlink
 
 
 # ---- 9. smaller breaks --------------------------------------------------------------------------------------------
@@ -245,14 +272,15 @@ def test_a_killed_build_commit_is_finished_by_the_next_command(tmp_path):
     build(out, "--shard-size", "8", "--shard-bytes", "100000")
     before = build_state(out)
     # kill the rebuild with new shard settings right after its commit point (the journal's rename)
-    for n in range(1, 200):
-        trial = tmp_path / f"t{n}"
-        shutil.copytree(out, trial)
-        code = _crash(n, "build", "--source", "ave", "--out", str(trial), "--shard-size", "1")
-        journals = layout.list_journals(trial)
-        if code == 0 or journals:
-            break
-        shutil.rmtree(trial)
+    with Crasher() as crash:
+        for n in range(1, 200):
+            trial = tmp_path / f"t{n}"
+            shutil.copytree(out, trial)
+            code = crash(n, "build", "--source", "ave", "--out", str(trial), "--shard-size", "1")
+            journals = layout.list_journals(trial)
+            if code == 0 or journals:
+                break
+            shutil.rmtree(trial)
     assert journals, "no kill left a journal"
     assert avuie("validate", str(trial))[0] == 1  # the half-applied commit is reported ...
     code, output = avuie("repair", str(trial))  # ... and finished
