@@ -177,6 +177,28 @@ def test_rebuild_with_new_shard_settings_killed_at_every_step_ends_as_a_fresh_bu
 
 
 # ---- 9. smaller breaks --------------------------------------------------------------------------------------------
+def test_a_clip_shorter_than_its_labels_is_rejected_not_written(tmp_path):
+    from avuie.media.synth import make_video
+
+    ds = tmp_path / "AVE_Dataset"
+    (ds / "AVE").mkdir(parents=True)
+    for name, seconds in (("shortclip01", 0.2), ("shortclip02", 9.6), ("longclip001", 10)):
+        make_video(ds / "AVE" / f"{name}.mp4", duration=seconds, size=(96, 72), fps=5, freq=300)
+    (ds / "trainSet.txt").write_text(
+        "".join(f"Bark&{n}&good&4&10\n" for n in ("shortclip01", "shortclip02", "longclip001"))
+    )
+    out = tmp_path / "ave"
+    stats = build(out, "--raw", str(ds))
+    assert stats["splits"]["train"] | {"shards": 0} == {
+        "in": 3, "written": 2, "rejected": 1, "reasons": {"labels_past_media": 1}, "shards": 0
+    }  # fmt: skip
+    (reject,) = pq.read_table(out / "rejects.parquet").to_pylist()
+    assert reject["id_or_row"] == "ave/train/shortclip01_bark"
+    assert reject["detail"] == "the labels reach 10 s but the media last 0.2 s"
+    rows = pq.read_table(out / "manifest.parquet").to_pylist()  # a clip a little short of 10 s is kept
+    assert sorted(r["media_duration"] for r in rows) == [9.6, 10.0]
+
+
 def test_a_repaired_video_is_built_on_rerun(tmp_path):
     raw = raw_copy(tmp_path)
     video = raw / "AVE" / "RUhOCu3LNXM.mp4"  # the church bell clip (one record)

@@ -81,6 +81,9 @@ def prepare(builder: Builder, record: Record, config: BuildConfig) -> Prepared:
         reason = getattr(exc, "reason", "invalid_target")
         detail = getattr(exc, "detail", None) or error_text(exc)
         return Prepared(record, reject=record_reject(record, reason, detail))
+    past = labels_past_media(target, cut.media)
+    if past:
+        return Prepared(record, reject=record_reject(record, "labels_past_media", past))
     sample = draft_fields(
         source=builder.name,
         family=builder.family,
@@ -94,6 +97,34 @@ def prepare(builder: Builder, record: Record, config: BuildConfig) -> Prepared:
     )
     draft = Draft(sample=sample, media_files=cut.files, context=record.context)
     return Prepared(record, draft=draft, files=cut.files, masks=cut.object_masks)
+
+
+# A clip may be a little shorter than its release says (9.8 s for "10 s"); labels reaching a whole second past
+# the media's end describe media that is not there.
+LABEL_SLACK_S = 1.0
+
+
+def labels_past_media(target: Any, media: list[Any]) -> str | None:
+    """Why a target's time labels reach past the end of its cut media (the detail of a `labels_past_media`
+    reject), or None when they fit or the target has no times or the media no duration."""
+    seconds = max((m.duration or 0.0 for m in media if m.kind in ("video_frames", "audio")), default=0.0)
+    end = labelled_end(target)
+    if end is None or seconds <= 0 or end <= seconds + LABEL_SLACK_S:
+        return None
+    return f"the labels reach {end:g} s but the media last {seconds:g} s"
+
+
+def labelled_end(target: Any) -> float | None:
+    """The latest time (seconds) a target's labels reach: event ends and segment ends; None without times."""
+    kind = getattr(target, "kind", "")
+    if kind == "single_event":
+        return float(target.end) if target.end > target.start else None
+    if kind == "dense_events":
+        return max(e.end for e in target.events)
+    if kind == "av_parsing":
+        ends = [e for segs in [*target.audio.values(), *target.visual.values()] for _, e in segs]
+        return float(max(ends)) if ends else None
+    return None
 
 
 def finish_sample(draft: Draft, reasoning: str, info: dict[str, Any], masks: dict[str, Any]) -> Sample:
