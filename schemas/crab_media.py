@@ -39,13 +39,15 @@ CRAB_MEDIA: dict[str, CrabMedia] = {
     "ms3": CrabMedia(None, "slot", 5),
     "ref_avs": CrabMedia(None, "slot", 10),
 }
-# Tasks whose loader cuts the audio slot of the entry's frame; s4's training loader always cuts slot 0.
-SLOT_FROM_FRAME = {"ms3": ("train", "test"), "ref_avs": ("train", "test"), "s4": ("test",)}
 
 
 def audio_slot(task: str, split_file: str, frame_idx: int) -> int:
-    """The second (slot) of its audio file Crab+'s loader feeds for an image-task entry in train.json/test.json."""
-    return frame_idx if split_file in SLOT_FROM_FRAME.get(task, ()) else 0
+    """The second (slot) of its audio file Crab+'s loader feeds for an image-task entry in `split_file`.json.
+
+    Every loader cuts the entry's `frame_idx` but s4's training loader, which always cuts slot 0. val.json is
+    read by neither loader: it is an evaluation split, so it follows the test loader (renamed test.json, it reads).
+    """
+    return 0 if (task, split_file) == ("s4", "train") else frame_idx
 
 
 def avqa_windows() -> list[tuple[float, float]]:

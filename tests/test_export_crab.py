@@ -86,8 +86,9 @@ def _own_second(sample: dict[str, Any], files: dict[str, bytes]) -> np.ndarray:
     return pcm[:sr]
 
 
-@pytest.mark.parametrize("loader", ["train", "test"])
+@pytest.mark.parametrize("loader", ["train", "test", "val"])
 def test_each_frame_gets_its_own_second_of_audio_where_the_loader_cuts(exported, loader):
+    """val.json is read by neither loader: renamed test.json, the test loader feeds each frame its own second."""
     checked = 0
     for task, _, e, sample, files in _entries(exported, (loader,)):
         if task not in ("s4", "ms3", "ref_avs"):
@@ -100,7 +101,7 @@ def test_each_frame_gets_its_own_second_of_audio_where_the_loader_cuts(exported,
         own = _own_second(sample, files)
         assert np.allclose(fed[: len(own)], own, atol=1e-4), (task, e["sample_id"], idx)
         checked += 1
-    assert checked >= 8
+    assert checked >= (5 if loader == "val" else 8)
 
 
 def test_video_and_arig_audio_is_the_samples_own(exported):

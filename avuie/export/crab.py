@@ -13,7 +13,7 @@ from the frame's path. docs/FIDELITY.md has the rules with their lines and the t
 | video | `video/<key>.mp4` (+ the JPEGs in `video/<key>/`): one video frame per sampled frame, so decord's `nframes` (10, 4 for emotion) takes every frame back; `--video frames` names the frame folder instead |
 | audio | `audio/<key>.wav` (16 kHz mono, the sample's own audio: Crab+ cuts its tenths, MUSIC-AVQA windows or first 4 s itself) |
 | image tasks | `AVS/v1s/<key>/` (s4, arig), `AVS/v1m/<key>/` (ms3), `REFAVS/media/<key>/` (ref_avs), each with `frames/<idx>.jpg` and `audio.wav`, as Crab+'s README lays them out |
-| image-task audio | s4/ms3: 5 s, ref_avs: 10 s, silent but for the sample's second at the slot the loader cuts: `frame_idx`, except s4 in train.json (slot 0, omni_dataset.py:810); arig: its 5 s as is |
+| image-task audio | s4/ms3: 5 s, ref_avs: 10 s, silent but for the sample's second at the slot the loader cuts: `frame_idx` (val.json too: renamed test.json, it reads), except s4 in train.json (slot 0, omni_dataset.py:810); arig: its 5 s as is |
 | masks | s4/ms3: `AVS/v1?/<key>/labels_rgb/<idx>.png` (the frame path with `/frames/` -> `/labels_rgb/`, inference_3.py:355): the union of the sounding objects; ref_avs: `REFAVS/gt_mask/<key>/fid_<fid>/0000<idx>.png` (inference_ref_3.py:256), empty when the object is absent; our per-object masks in `<key>/masks/` |
 | keys | the union of both loaders' keys for the task (`avuie/export/crab_fields.py`): `image_path` and `visual_path`, `idx` and `frame_idx`, ref_avs `object` and `description`, arig `top_left`/`bottom_right`... |
 | assistant turn | the sample's `response` (reasoning + final answer) under `output` and under the key the training loader reads (`label_content`, `label`, `new_label` for ucf) |
