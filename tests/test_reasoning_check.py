@@ -12,7 +12,6 @@ from avuie.reasoning.check import (
     check_human_chain,
     check_reply,
     corrective_message,
-    split_answer,
 )
 from avuie.reasoning.prompts import PROMPT_DIR, MediaSettings, build_messages, load_prompt, parse_prompt
 from tests.reasoning_kit import ave_draft
@@ -102,15 +101,6 @@ def test_check_reply(s, reply, reason):
     assert result.reason == reason
     if result.ok:
         assert result.reasoning.endswith("So the answer is") and "<" not in result.reasoning
-
-
-def test_split_answer_takes_the_run_of_tags_at_the_end():
-    reasoning, tail = split_answer(
-        "Two events. So the answer is <event>a</event> <range>0,1</range>, <event>b</event> <range>2,3</range>."
-    )
-    assert reasoning == "Two events. So the answer is"
-    assert tail == "<event>a</event> <range>0,1</range>, <event>b</event> <range>2,3</range>"
-    assert split_answer("no tags at all") == ("no tags at all", "")
 
 
 def test_length_bounds_and_flags():

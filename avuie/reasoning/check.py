@@ -16,7 +16,7 @@ from typing import Any
 
 from avuie.reasoning.prompts import GROUND_TRUTH_LINE
 from avuie.schemas import DEFAULT_STYLE, AnswerParseError, answer_style, same_answer, split_reply
-from avuie.schemas.scan import TAG_NAMES, elements, runs, tags
+from avuie.schemas.scan import TAG_NAMES, elements, tags
 from avuie.schemas.targets import TARGET_TYPES, target_labels
 from avuie.schemas.vocab import vocabulary
 
@@ -54,18 +54,6 @@ class CheckResult:
     reason: str | None = None
     detail: str = ""
     flagged: bool = False
-
-
-def split_answer(text: str) -> tuple[str, str]:
-    """Split a reply into (reasoning, tagged tail): the tail is the run of tagged elements it ends with."""
-    rest = text.rstrip().rstrip(".").rstrip()
-    found = elements(rest, TAG_NAMES)
-    if not found:
-        return rest.strip(), ""
-    last = runs(found, rest, " \t\r\n,;")[-1]
-    if rest[last[-1].end :].strip():
-        return rest.strip(), ""
-    return rest[: last[0].start].strip(), rest[last[0].start :].strip()
 
 
 def target_of(sample: dict[str, Any]) -> Any:
