@@ -29,7 +29,6 @@ class ScoreOptions:
     meteor: str = "auto"
 
 
-SEG_KINDS = ("segmentation", "referring_segmentation")
 PRIMARY = {  # target kind -> (metric path in the task's metrics, higher is better)
     "single_event": ("accuracy", True),
     "av_parsing": ("segment.type_av", True),
