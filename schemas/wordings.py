@@ -78,11 +78,6 @@ def answer_format(kind: str, source: str = "", style: str = DEFAULT_STYLE) -> st
     return text.replace("{noun}", noun).replace("{period}", period)
 
 
-def nothing_answer() -> str:
-    """The answer that says nothing was found (read for the kinds whose metric can score it)."""
-    return NOTHING_ANSWER
-
-
 _GROUP = {
     "label": "dog",
     "box": [20, 96, 118, 210],
