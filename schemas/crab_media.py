@@ -53,11 +53,3 @@ def audio_slot(task: str, split_file: str, frame_idx: int) -> int:
 def avqa_windows() -> list[tuple[float, float]]:
     """Crab+'s MUSIC-AVQA windows in seconds of the 60 s clip (the first starts 0.5 s before the clip)."""
     return [(6.0 * k - 0.5, 6.0 * k + 1.5) for k in range(10)]
-
-
-def frame_indices(total: int, nframes: int) -> list[int]:
-    """The frames Crab+'s reader takes: `linspace(0, total - 1, nframes)` rounded half to even (torch.round)."""
-    if nframes == 1:
-        return [0]
-    step = (total - 1) / (nframes - 1)
-    return [round(i * step) for i in range(nframes)]

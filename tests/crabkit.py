@@ -124,6 +124,15 @@ def test_ground_truth(task: str, e: dict[str, Any]) -> str:
     raise KeyError(task)
 
 
+def frame_indices(total: int, nframes: int) -> list[int]:
+    """The frames Crab+'s reader takes (vision_process.py:220, 317): `linspace(0, total - 1, nframes)`, rounded
+    half to even (torch.round)."""
+    if nframes == 1:
+        return [0]
+    step = (total - 1) / (nframes - 1)
+    return [round(i * step) for i in range(nframes)]
+
+
 def process_audio_by_task(audio: np.ndarray, sr: int, task: str, idx: int | None) -> np.ndarray:
     """audio_process.py:98-223: pad to 1 s, then cut per task."""
     if len(audio) < sr:

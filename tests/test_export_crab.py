@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from avuie.schemas.crab_media import CRAB_MEDIA, avqa_windows, frame_indices
+from avuie.schemas.crab_media import CRAB_MEDIA, avqa_windows
 from PIL import Image
 
 from avuie.export.common import ExportOptions, decode_wav, iter_samples
@@ -188,7 +188,7 @@ def test_every_mp4_gives_crabs_reader_each_frame(exported):
                 continue
             total = _frame_count(Path(crabkit.media_path(exported["root"], task, key, e[key])))
             assert total == spec.frames, (task, key, total)
-            assert frame_indices(total, spec.frames) == list(range(total))
+            assert crabkit.frame_indices(total, spec.frames) == list(range(total))
         seen.add(task)
     assert len(seen) == len([t for t in SOURCES if CRAB_MEDIA[t].frames])
 
