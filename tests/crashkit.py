@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# what the killed commands import lazily (the reasoning client, parquet, the build), imported before the forks
+PRELOAD = ("avuie.cli", "openai", "avuie.reasoning.openai_engine", "pyarrow.dataset", "avuie.build.pipeline")
 
 
 def arm(n: int, under: str | None = None) -> None:
@@ -56,7 +58,10 @@ def run_cli(args: list[str]) -> int:
 def serve() -> None:
     """Read `[n, under, args]` JSON lines on stdin; run each in a forked child killed before change n (under
     `under`); answer the child's exit code (-9: killed) as one JSON line."""
-    import avuie.cli  # noqa: F401  (imported once, shared by every child)
+    import importlib
+
+    for name in PRELOAD:  # imported once, shared by every child
+        importlib.import_module(name)
 
     answers = os.fdopen(os.dup(1), "w")
     devnull = os.open(os.devnull, os.O_WRONLY)

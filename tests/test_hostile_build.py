@@ -144,6 +144,43 @@ def test_review_apply_killed_at_every_step_leaves_the_old_or_the_new_build(tmp_p
     assert n > 5 and seen == {"old", "new"}  # killed at every change, before and after the commit point
 
 
+def test_reason_killed_at_every_step_leaves_the_old_or_the_new_build(tmp_path):
+    from tests.openai_server import FakeOpenAIServer
+
+    base = tmp_path / "base"
+    build(base, "--shard-size", "2")
+    ids = tmp_path / "ids.txt"  # one train sample and the val sample: two shards change
+    ids.write_text(
+        "ave/train/0IklLP7_kBw_bark\n" + "".join(f"{i}\n" for i in build_state(base) if "/val/" in i)
+    )
+    old = build_state(base)
+    with FakeOpenAIServer(latency=0.0) as server:
+        reason = ["reason", "--model", "fake-omni", "--base-url", server.base_url, "--ids", str(ids)]
+        done = tmp_path / "done"
+        shutil.copytree(base, done)
+        assert avuie(*reason, str(done))[0] == 0
+        new = build_state(done)
+        assert sum(new[i] != old[i] for i in old) == 2
+        seen = set()
+        with Crasher(under=tmp_path) as crash:
+            for n in range(1, 100):
+                out = tmp_path / f"k{n}"
+                shutil.copytree(base, out)
+                code = crash(n, *reason, str(out))
+                if code == 0:
+                    break
+                assert code == -9, code
+                validated, report = avuie("validate", str(out))
+                assert validated == 0 or "interrupted" in report, report
+                assert avuie("repair", str(out))[0] == 0
+                state = build_state(out)
+                assert state in (old, new), f"killed before change {n}: neither the old nor the new build"
+                assert avuie("validate", str(out))[0] == 0
+                seen.add("new" if state == new else "old")
+                shutil.rmtree(out)
+    assert n > 5 and seen == {"old", "new"}
+
+
 def _layout(out: Path) -> list[tuple[str, str]]:
     """(tar name, key) of every sample in tar order, equal for equal shard layouts."""
     return [(Path(it["sample"]["id"]).name, it["key"]) for it in read_back(out)]
