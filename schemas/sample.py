@@ -12,20 +12,26 @@ import hashlib
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .answers import DEFAULT_STYLE, render_answer, renderings
 from .scan import tags as tag_tokens
 from .targets import FAMILY_KINDS, Target, TaskFamily, target_labels
 from .vocab import vocabulary
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # "2": the Arrow-stable on-disk JSON (schemas/ondisk.py); "1" is still read
 
 MediaKind = Literal["video_frames", "audio", "image", "mask"]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+_MEASURED = (
+    "duration", "start", "fps", "frame_times", "frame_count", "size", "original_size", "sample_rate", "channels",
+    "original_sample_rate", "original_channels", "source_duration", "num_samples", "segments",
+)  # fmt: skip
 
 
 class MediaItem(_Model):
@@ -49,6 +55,22 @@ class MediaItem(_Model):
     source_duration: float | None = None
     num_samples: int | None = None
     segments: list[tuple[float, float]] | None = None
+
+    @field_validator("frame_times", "segments")
+    @classmethod
+    def _none_when_empty(cls, v: list | None) -> list | None:
+        return v or None  # an empty list says nothing more than none (the on-disk JSON needs one "absent")
+
+    @model_validator(mode="after")
+    def _measured(self) -> MediaItem:
+        """Measured numbers are never negative (-1 is the on-disk absent value, schemas/ondisk.py)."""
+        for name in _MEASURED:
+            value = getattr(self, name)
+            numbers = value if isinstance(value, list | tuple) else [value]
+            flat = [x for v in numbers for x in (v if isinstance(v, list | tuple) else [v]) if x is not None]
+            if any(x < 0 for x in flat):
+                raise ValueError(f"{name} must not be negative, got {value}")
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> MediaItem:
@@ -79,6 +101,18 @@ class ReasoningInfo(_Model):
     flagged: bool = False
     usage: dict[str, int] = Field(default_factory=dict)
 
+    @field_validator("model", "prompt_version", "check_outcome", "fallback_reason")
+    @classmethod
+    def _none_when_blank(cls, v: str | None) -> str | None:
+        return v or None  # "" says nothing more than none
+
+    @field_validator("usage")
+    @classmethod
+    def _named(cls, v: dict[str, int]) -> dict[str, int]:
+        if "" in v:
+            raise ValueError("usage counts need a name")
+        return v
+
 
 class Provenance(_Model):
     """Where a sample came from."""
@@ -88,6 +122,13 @@ class Provenance(_Model):
     builder: str
     builder_version: str
     raw_checksums: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("raw_checksums")
+    @classmethod
+    def _paths(cls, v: dict[str, str]) -> dict[str, str]:
+        if "" in v:
+            raise ValueError("raw_checksums need a path for every checksum")
+        return v
 
 
 def make_sample_id(source: str, split: str, native_id: str) -> str:

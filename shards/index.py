@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, NamedTuple
 
 from avuie.shards.layout import done_candidates, find_manifests
+from avuie.shards.members import unpack
 
 TABLE_COLUMNS = ("key", "start", "end", "source", "family", "split")
 COUNT_FIELDS = ("source", "family", "split")
@@ -231,10 +232,11 @@ def scan_local(path: str | os.PathLike) -> ShardScan:
 
 
 def split_members(blob: bytes | memoryview) -> dict[str, bytes]:
-    """Split the bytes of one sample (its byte range in a tar) into {extension: member bytes}.
+    """Split the bytes of one sample (its byte range in a tar) into its logical {extension: member bytes}
+    (`json` in its model_dump form, one member per media file: shards/members.py `unpack`).
 
     Plain ustar members are read straight from their headers; other header kinds (long names, pax) go through
-    tarfile. Raises ValueError when the bytes are not whole tar members of a single key.
+    tarfile. Raises ValueError when the bytes are not whole tar members of a single key or cannot be unpacked.
     """
     members = _plain_members(blob)
     if members is None:
@@ -248,7 +250,7 @@ def split_members(blob: bytes | memoryview) -> dict[str, bytes]:
             files[match.group(2)] = data
     if len(keys) != 1:
         raise ValueError(f"sample bytes hold {len(keys)} keys, expected 1")
-    return files
+    return unpack(files)
 
 
 def _plain_members(blob: bytes | memoryview) -> list[tuple[str, bytes]] | None:

@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 from avuie.shards.layout import tmp_path
+from avuie.shards.members import is_packed, pack, unpack
 
 MANIFEST_COLUMNS: dict[str, pa.DataType] = {
     "id": pa.string(),
@@ -111,8 +112,18 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def iter_tar_samples(path: Path | str) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """Yield (key, {ext: bytes}) for each sample of a tar shard, members grouped by key (first dot)."""
+def iter_tar_samples(path: Path | str, unpacked: bool = True) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """Yield (key, {ext: bytes}) for each sample of a tar shard, members grouped by key (first dot).
+
+    With `unpacked` (the default) the members are the sample's logical ones (`json` in its model_dump form, one
+    member per media file, see shards/members.py); else as stored. Raises ValueError on a sample whose stored
+    members cannot be unpacked.
+    """
+    for key, members in _iter_stored(path):
+        yield key, unpack(members) if unpacked else members
+
+
+def _iter_stored(path: Path | str) -> Iterator[tuple[str, dict[str, bytes]]]:
     key: str | None = None
     members: dict[str, bytes] = {}
     with tarfile.open(path, mode="r|*") as tar:
@@ -153,18 +164,19 @@ def rewrite_shard(
 ) -> list[str]:
     """Write a copy of tar `src` to `dst` (atomically), passing each sample's members through `update`.
 
-    `update(key, members)` returns new members or None to keep the sample unchanged. Returns the keys that
+    `update(key, members)` gets the logical members (see `iter_tar_samples`) and returns new ones (logical, or
+    as stored: `avuie.build.assemble.sample_members`) or None to keep the sample unchanged. Returns the keys that
     changed. `src` is only read: the caller commits `dst` in its place (shards/txn.py).
     """
     changed: list[str] = []
     writer = TarShardWriter(Path(dst))
     try:
-        for key, members in iter_tar_samples(src):
-            new = update(key, members)
+        for key, stored in iter_tar_samples(src, unpacked=False):
+            new = update(key, unpack(stored))
             if new is not None:
                 changed.append(key)
-                members = new
-            writer.write(key, members)
+                stored = new if is_packed(new) else pack(new)
+            writer.write(key, stored)
     except BaseException:
         writer.abort()
         raise

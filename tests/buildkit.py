@@ -21,16 +21,41 @@ def build_source(source: str, out: Path, raw: Path | None = None, **kw: Any) -> 
 
 
 def read_back(out: Path) -> list[dict[str, Any]]:
-    """Every sample of a build read with plain webdataset (no avuie import on the read path)."""
+    """Every sample of a build read with plain webdataset, its stored media checked with Pillow, wave and tarfile
+    (no avuie on that path); returned in the logical form (model_dump JSON, one file each, shards/members.py)."""
     import webdataset as wds
+    from avuie.shards.members import unpack
 
     urls = sorted(glob.glob(str(Path(out) / "shards" / "*" / "*.tar")))
     items = []
     for x in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
-        sample = json.loads(x["json"])
-        files = {k: v for k, v in x.items() if not k.startswith("__") and k != "json"}
-        items.append({"key": x["__key__"], "sample": sample, "files": files})
+        stored = {k: v for k, v in x.items() if not k.startswith("__")}
+        check_stored(stored)
+        logical = unpack(stored)
+        sample = json.loads(logical.pop("json"))
+        items.append({"key": x["__key__"], "sample": sample, "files": logical})
     return items
+
+
+def check_stored(stored: dict[str, bytes]) -> None:
+    """A schema_version 2 sample's members read as standard files: frames in one (multi-picture) JPEG, audio
+    in one WAV, masks in one tar, as many as its JSON lists."""
+    import io
+    import tarfile
+    import wave
+
+    from PIL import Image
+
+    sample = json.loads(stored["json"])
+    assert set(stored) == {"json", "frames.jpg", "audio.wave", "masks.tar"}, sorted(stored)
+    media = sample["media"]
+    with Image.open(io.BytesIO(stored["frames.jpg"])) as frames:
+        visual = [f for m in media if m["kind"] in ("video_frames", "image") for f in m["files"]]
+        assert getattr(frames, "n_frames", 1) == len(visual)
+    with wave.open(io.BytesIO(stored["audio.wave"])) as audio:
+        assert audio.getnframes() == sum(m["num_samples"] for m in media if m["kind"] == "audio")
+    with tarfile.open(fileobj=io.BytesIO(stored["masks.tar"])) as masks:
+        assert masks.getnames() == [f for m in media if m["kind"] == "mask" for f in m["files"]]
 
 
 def assert_build_ok(out: Path, stats: dict[str, Any], min_written: int = 1) -> list[dict[str, Any]]:

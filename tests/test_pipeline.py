@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from avuie.shards import layout
+from avuie.shards.writer import iter_tar_samples
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -199,7 +200,8 @@ def test_sigkill_midway_then_rerun_equals_uninterrupted(tmp_path):
     assert not list(out.rglob("*.tmp"))
     for tar in out.glob("shards/*/*.tar"):
         with tarfile.open(tar) as t:
-            assert len(t.getmembers()) == 12  # json + 10 frames + audio
+            assert len(t.getmembers()) == 4  # json, frames.jpg (10 frames), audio.wave, masks.tar (empty)
+        assert [len(m) for _, m in iter_tar_samples(tar)] == [12]  # logically: json + 10 frames + audio
 
 
 def _tar_digests(out: Path) -> dict[str, str]:

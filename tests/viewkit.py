@@ -34,13 +34,15 @@ def copy_of(out: Path, dest: Path) -> Path:
 
 
 def shard_samples(build: Path) -> dict[str, dict]:
-    """{sample id: {"sample": JSON, "files": {ext: bytes}}} of a build read with plain webdataset."""
+    """{sample id: {"sample": JSON, "files": {ext: bytes}}} of a build read with plain webdataset, in the logical
+    form (model_dump JSON, one member per media file: shards/members.py `unpack`)."""
     import webdataset as wds
+    from avuie.shards.members import unpack
 
     urls = sorted(glob.glob(str(build / "shards" / "*" / "*.tar")))
     found = {}
     for item in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
-        sample = json.loads(item["json"])
-        files = {k: v for k, v in item.items() if not k.startswith("__") and k != "json"}
+        files = unpack({k: v for k, v in item.items() if not k.startswith("__")})
+        sample = json.loads(files.pop("json"))
         found[sample["id"]] = {"sample": sample, "files": files, "key": item["__key__"]}
     return found

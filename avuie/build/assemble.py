@@ -21,6 +21,7 @@ from avuie.builders.base import error_text
 from avuie.media.ffmpeg import MediaError
 from avuie.reasoning.engine import Draft
 from avuie.schemas import Provenance, Sample, draft_fields, make_sample_id, target_labels, with_reasoning
+from avuie.shards.members import pack_sample
 
 
 @dataclass
@@ -146,11 +147,8 @@ def content_hash(sample_dict: dict[str, Any], files: dict[str, bytes]) -> str:
 
 
 def sample_members(sample: Sample, files: dict[str, bytes]) -> dict[str, bytes]:
-    """The tar members of a sample: its JSON first, then every media file in media order."""
-    members = {"json": json.dumps(sample.model_dump(mode="json"), ensure_ascii=False).encode()}
-    for name in sample.media_files():
-        members[name] = files[name]
-    return members
+    """The tar members of a sample: its JSON first, then its media in the stored layout (shards/members.py)."""
+    return pack_sample(sample.model_dump(mode="json"), {name: files[name] for name in sample.media_files()})
 
 
 def reject_row(source: str, r: Reject) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """`avuie validate`: re-read every shard of a build and re-validate every sample against the contract.
 
-Checks per sample: the JSON validates as a `Sample` (with its masks as context, so points must lie inside them),
-every media file named by the sample is in the tar, the content hash matches the bytes, and each shard's samples
-match its manifest rows. Per build folder (build/consistency.py): every tar a marker lists exists with the size
+Checks per sample: its stored members unpack (shards/members.py), the JSON validates as a `Sample` (with its
+masks as context, so points must lie inside them), every media file named by the sample is in the tar, the content
+hash matches the bytes, and each shard's samples match its manifest rows. Per build folder (build/consistency.py): every tar a marker lists exists with the size
 and sha256 it records, no tar is unlisted, the manifest equals the markers' rows, no sample is listed twice and no
 commit was left unfinished.
 """
@@ -25,6 +25,7 @@ from avuie.builders.base import error_text
 from avuie.schemas import Sample
 from avuie.shards.index import read_done
 from avuie.shards.layout import build_of_tar, find_shards
+from avuie.shards.members import is_packed, unpack
 from avuie.shards.writer import iter_tar_samples
 
 
@@ -32,14 +33,15 @@ def _decode_mask(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("L")) > 0
 
 
-def validate_sample(key: str, members: dict[str, bytes]) -> tuple[str, str | None]:
-    """Validate one tar sample; return (id or key, error or None)."""
-    if "json" not in members:
+def validate_sample(key: str, stored: dict[str, bytes]) -> tuple[str, str | None]:
+    """Validate one tar sample, given its members as stored; return (id or key, error or None)."""
+    if "json" not in stored:
         return key, "no .json member"
     try:
+        members = unpack(stored)
         raw = json.loads(members["json"])
-    except json.JSONDecodeError as exc:
-        return key, f"unreadable JSON: {exc}"
+    except ValueError as exc:  # unreadable JSON, or containers that do not hold the listed files
+        return key, str(exc) if is_packed(stored) else f"unreadable JSON: {exc}"
     sid = raw.get("id", key)
     try:
         masks = {n: _decode_mask(members[n]) for n in members if n.startswith("mask") and n.endswith(".png")}
@@ -96,7 +98,7 @@ def _validate_tar(tar: Path, failures: list[dict[str, str]]) -> list[str]:
         rel = str(tar.relative_to(build_of_tar(tar)))
         marker_ids = {r["id"] for r in done["manifest"] if r["shard"] == rel}
     seen = []
-    for key, members in iter_tar_samples(tar):
+    for key, members in iter_tar_samples(tar, unpacked=False):
         sid, err = validate_sample(key, members)
         seen.append(sid)
         if err:

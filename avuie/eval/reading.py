@@ -2,8 +2,8 @@
 
 Predictions: one JSON object a line, `{"id": "<source>/<split>/<native_id>", "response": "..."}` (what `avuie
 predict` writes); any other line is malformed, left out and reported (see `read_predictions`). Ground truth:
-the shards under a build root (plain tar reading: each sample's `<key>.json` member, its mask PNGs
-`<key>.mask_N.png`, and its image when SAM2 needs it). Where `manifest.parquet` files exist, only the shards
+the shards under a build root (plain tar reading: each sample's `<key>.json` member, its mask PNGs, and its
+image when SAM2 needs it, from their own members or the containers of shards/members.py). Where `manifest.parquet` files exist, only the shards
 holding predicted ids are opened, and the manifest counts the samples left unpredicted.
 """
 
@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from avuie.shards.layout import find_manifests, find_shards
+from avuie.shards.members import read_sample
 
 
 @dataclass
@@ -201,7 +202,26 @@ def _decode_image(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
-def _make_ground_truth(sample: dict, members: dict[str, tarfile.TarInfo], tar: tarfile.TarFile, key: str,
+def _file_reader(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], sample: dict) -> Callable:
+    """read(file name) -> the bytes of one of the sample's media files, or None (reads only what is asked)."""
+    from avuie.shards.members import container_files, container_of, is_packed
+
+    held: dict[str, dict[str, bytes]] = {}
+
+    def read(name: str) -> bytes | None:
+        if not is_packed(members):
+            return tar.extractfile(members[name]).read() if name in members else None
+        container = container_of(sample, name)
+        if container is None or container not in members:
+            return None
+        if container not in held:
+            held[container] = container_files(sample, container, tar.extractfile(members[container]).read())
+        return held[container].get(name)
+
+    return read
+
+
+def _make_ground_truth(sample: dict, read: Callable[[str], bytes | None], tar_name: str,
                        need_image: bool) -> GroundTruth:  # fmt: skip
     from avuie.schemas import TARGET_TYPES
 
@@ -219,16 +239,17 @@ def _make_ground_truth(sample: dict, members: dict[str, tarfile.TarInfo], tar: t
         row=(sample.get("provenance") or {}).get("annotation_row"),
     )
     for group in target_json.get("groups") or []:
-        info = members.get(group["mask"])
-        if info is None:
+        data = read(group["mask"])
+        if data is None:
             raise ValueError(
-                f"sample {gt.id!r}: ground-truth mask {group['mask']!r} is missing from {tar.name}"
+                f"sample {gt.id!r}: ground-truth mask {group['mask']!r} is missing from {tar_name}"
             )
-        gt.masks[group["mask"]] = _decode_mask(tar.extractfile(info).read())
+        gt.masks[group["mask"]] = _decode_mask(data)
     if need_image:
         for item in sample.get("media", []):
-            if item.get("kind") == "image" and item["files"][0] in members:
-                gt.image = _decode_image(tar.extractfile(members[item["files"][0]]).read())
+            data = read(item["files"][0]) if item.get("kind") == "image" else None
+            if data is not None:
+                gt.image = _decode_image(data)
                 break
     return gt
 
@@ -264,15 +285,18 @@ def load_ground_truth(
                 if info.isfile() and "." in info.name:
                     key, _, suffix = Path(info.name).name.partition(".")
                     by_key[key][suffix] = info
-            for key, members in by_key.items():
+            for members in by_key.values():
                 if "json" not in members:
                     continue
-                sample = json.loads(tar.extractfile(members["json"]).read())
+                sample = read_sample(tar.extractfile(members["json"]).read())
                 if path not in covered:
                     seen.append((sample["id"], sample["source"], sample["split"]))
                 if sample["id"] in ids and sample["id"] not in found:
                     found[sample["id"]] = _make_ground_truth(
-                        sample, members, tar, key, need_image(sample["source"])
+                        sample,
+                        _file_reader(tar, members, sample),
+                        str(tar.name),
+                        need_image(sample["source"]),
                     )
         if on_shard:
             on_shard(done, len(tars))

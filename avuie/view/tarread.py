@@ -9,7 +9,6 @@ per (tar path, size, mtime), so a rewritten shard (`review apply`) is read afres
 from __future__ import annotations
 
 import io
-import json
 import os
 import tarfile
 import threading
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from avuie.shards.index import read_done, scan_local, table_from_done
+from avuie.shards.members import is_packed, plan, read_sample
 
 THUMB_PX = 120
 MEDIA_TYPES = {
@@ -39,10 +39,13 @@ class SampleMissing(LookupError):
 
 @dataclass(frozen=True)
 class Member:
-    """One file of a sample: its absolute data offset in the tar and its size in bytes."""
+    """One file of a sample: its absolute data offset in the tar and its size in bytes. A file inside a packed
+    container (shards/members.py) may lie in several pieces and start with a few bytes of its own (`prefix`)."""
 
     offset: int
     size: int
+    pieces: tuple[tuple[int, int], ...] = ()
+    prefix: bytes = b""
 
 
 class _Window(io.RawIOBase):
@@ -122,23 +125,42 @@ class ShardPages:
         return table[key]
 
     def members(self, tar: Path, key: str) -> dict[str, Member]:
-        """Return {extension: Member} of sample `key` (e.g. "json", "frame_00.jpg"), read from its headers."""
+        """Return {extension: Member} of sample `key` (e.g. "json", "frame_00.jpg"), read from its headers; the
+        files of a packed sample are located inside its containers (shards/members.py `plan`)."""
         sig = self._signature(tar)
         with self._lock:
             found = self._members.get((sig, key))
         if found is not None:
             return found
         start, end = self.sample_range(tar, key)
-        found = {}
+        stored: dict[str, tuple[int, int]] = {}
         with open(tar, "rb") as handle, tarfile.open(fileobj=_Window(handle.fileno(), start, end)) as window:
             for info in window:
                 base = info.name.rsplit("/", 1)[-1]
                 member_key, _, ext = base.partition(".")
                 if info.isfile() and member_key == key and ext:
-                    found[ext] = Member(start + info.offset_data, info.size)
+                    stored[ext] = (start + info.offset_data, info.size)
+            found = {ext: Member(*span) for ext, span in stored.items()}
+            if is_packed(stored) and "json" in stored:
+                found = {"json": found["json"], **self._unpacked(handle.fileno(), stored)}
         with self._lock:
             self._members.put((sig, key), found)
         return found
+
+    @staticmethod
+    def _unpacked(fd: int, stored: dict[str, tuple[int, int]]) -> dict[str, Member]:
+        def read(offset: int, size: int) -> bytes:
+            return os.pread(fd, size, offset)
+
+        sample = read_sample(read(*stored["json"]))
+        try:
+            located = plan(sample, stored, read)
+        except ValueError as error:
+            raise SampleMissing(f"sample {sample.get('key')!r}: {error}") from error
+        return {
+            name: Member(pieces[0][0], sum(s for _, s in pieces), tuple(pieces), prefix)
+            for name, (prefix, pieces) in located.items()
+        }
 
     def read(self, tar: Path, key: str, ext: str) -> bytes:
         """Return the bytes of one member (`ext` as in `members`); raises SampleMissing when it is absent."""
@@ -146,11 +168,14 @@ class ShardPages:
         if member is None:
             raise SampleMissing(f"sample {key!r} has no member {ext!r}")
         with open(tar, "rb") as handle:
-            return os.pread(handle.fileno(), member.size, member.offset)
+            pieces = member.pieces or ((member.offset, member.size),)
+            return member.prefix + b"".join(
+                os.pread(handle.fileno(), size, offset) for offset, size in pieces
+            )
 
     def sample(self, tar: Path, key: str) -> dict:
-        """Return the parsed JSON of sample `key`."""
-        return json.loads(self.read(tar, key, "json"))
+        """Return the sample JSON of `key` in its model_dump form (either stored shape, schemas/ondisk.py)."""
+        return read_sample(self.read(tar, key, "json"))
 
     def thumbnail(self, tar: Path, key: str, ext: str, px: int = THUMB_PX) -> bytes:
         """Return a JPEG of member `ext` (an image) scaled to fit px x px, cached."""
