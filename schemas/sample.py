@@ -88,6 +88,13 @@ class MediaItem(_Model):
         return self
 
 
+def _named_keys(mapping: dict[str, Any], message: str) -> dict[str, Any]:
+    """The mapping, if none of its keys is empty ("" is the on-disk absent name, schemas/ondisk.py)."""
+    if "" in mapping:
+        raise ValueError(message)
+    return mapping
+
+
 class ReasoningInfo(_Model):
     """How the reasoning chain was made."""
 
@@ -106,12 +113,7 @@ class ReasoningInfo(_Model):
     def _none_when_blank(cls, v: str | None) -> str | None:
         return v or None  # "" says nothing more than none
 
-    @field_validator("usage")
-    @classmethod
-    def _named(cls, v: dict[str, int]) -> dict[str, int]:
-        if "" in v:
-            raise ValueError("usage counts need a name")
-        return v
+    _named = field_validator("usage")(classmethod(lambda cls, v: _named_keys(v, "usage counts need a name")))
 
 
 class Provenance(_Model):
@@ -123,12 +125,9 @@ class Provenance(_Model):
     builder_version: str
     raw_checksums: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("raw_checksums")
-    @classmethod
-    def _paths(cls, v: dict[str, str]) -> dict[str, str]:
-        if "" in v:
-            raise ValueError("raw_checksums need a path for every checksum")
-        return v
+    _paths = field_validator("raw_checksums")(
+        classmethod(lambda cls, v: _named_keys(v, "raw_checksums need a path for every checksum"))
+    )
 
 
 def make_sample_id(source: str, split: str, native_id: str) -> str:

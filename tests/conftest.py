@@ -24,3 +24,31 @@ def real_root() -> Path:
     if not REAL.exists():
         pytest.skip("../shared/real_annotations is not beside this checkout")
     return REAL
+
+
+@pytest.fixture(scope="session")
+def bundled_build(tmp_path_factory: pytest.TempPathFactory, _sample_cache) -> Path:
+    """Every bundled sample (19 sources) built once per session with `avuie build --all` (read-only for tests)."""
+    from typer.testing import CliRunner
+
+    from avuie.cli import app
+
+    out = tmp_path_factory.mktemp("bundled") / "all"
+    result = CliRunner().invoke(app, ["build", "--all", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No connection can leave the machine: one to anything but 127.0.0.1 fails the test (nothing downloads)."""
+    import socket
+
+    connect = socket.socket.connect
+
+    def local_only(sock: socket.socket, address) -> None:
+        if not (isinstance(address, tuple) and address[0] in ("127.0.0.1", "localhost", "::1")):
+            raise AssertionError(f"a network connection was attempted: {address}")
+        connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", local_only)

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "avuie.cli.train",  # train, predict
     "avuie.cli.eval",  # eval, transfer
     "avuie.cli.view",  # view
+    "avuie.cli.hub",  # push
 )
 
 for _name in COMMAND_MODULES:
