@@ -66,12 +66,20 @@ def pack_sample(sample: dict[str, Any], files: dict[str, bytes]) -> dict[str, by
         return {"json": dump_json(sample), **{name: files[name] for name in _listed(sample, files)}}
     names = _names(sample)
     _listed(sample, files)
-    return {
+    stored = {
         "json": dump_json(to_disk(sample)),
         FRAMES: join_jpegs([files[n] for n in names[FRAMES]]),
         AUDIO: join_wavs([files[n] for n in names[AUDIO]]),
         MASKS: tar_files({n: files[n] for n in names[MASKS]}),
     }
+    for container in (
+        FRAMES,
+        AUDIO,
+        MASKS,
+    ):  # what is written must read back exactly (e.g. num_samples right)
+        if container_files(sample, container, stored[container]) != {n: files[n] for n in names[container]}:
+            raise ValueError(f"sample {sample.get('id')}: {container} would not give its files back exactly")
+    return stored
 
 
 def _listed(sample: dict[str, Any], files: dict[str, bytes]) -> list[str]:

@@ -189,6 +189,14 @@ def test_pack_unpack_round_trip_both_layouts(sample_dict):
     v1 = dict(sample_dict, schema_version="1")
     old = pack_sample(v1, files)
     assert set(old) == {"json", *files} and unpack(old) == old
+    two = dict(
+        sample_dict,
+        media=[*sample_dict["media"], dict(sample_dict["media"][1], role="audio_2", files=["a2.wav"])],
+    )
+    two["media"][1] = dict(two["media"][1], num_samples=3200)
+    two["media"][2] = dict(two["media"][2], num_samples=999)  # wrong: the WAV holds 3200
+    with pytest.raises(ValueError, match="cover|exactly"):
+        pack_sample(two, files | {"a2.wav": wav(0.2)})
     with pytest.raises(ValueError, match="not in its media"):
         pack_sample(sample_dict, files | {"stray.jpg": b"x"})
     with pytest.raises(ValueError, match="holds 2 files"):
