@@ -18,6 +18,7 @@ import pytest
 import torch
 from avuie.shards.index import manifest_counts
 from avuie.shards.loader import AVStream
+from avuie.shards.members import unpack
 from avuie.shards.server import serve_in_thread
 
 from tests.buildkit import build_source, read_back
@@ -109,9 +110,9 @@ def test_plain_webdataset_reads_every_sample_through_the_server(root, open_serve
     assert {entry["path"].split("/", 1)[0] for entry in entries} == set(BUILDS)
     served = []
     for sample in wds.WebDataset(webdataset_urls(open_server.url, entries), shardshuffle=False):
-        record = json.loads(sample["json"])
+        files = unpack({k: v for k, v in sample.items() if not k.startswith("__")})  # logical members
+        record = json.loads(files.pop("json"))
         assert record["key"] == sample["__key__"]
-        files = {k: v for k, v in sample.items() if not k.startswith("__") and k != "json"}
         assert set(files) == {f for media in record["media"] for f in media["files"]}, sample["__key__"]
         served.append(fingerprint(sample["__key__"], record, files))
     assert len(served) == 24
