@@ -213,6 +213,32 @@ def test_rebuild_with_new_shard_settings_killed_at_every_step_ends_as_a_fresh_bu
     assert n > 10  # killed before every change of the rebuild, from its first staged piece to its last unlink
 
 
+def test_validate_reports_and_build_repairs_tars_markers_and_manifest_that_disagree(tmp_path):
+    out = tmp_path / "ave"
+    build(out, "--shard-size", "2")
+    good = build_state(out)
+    tars = layout.list_tars(out)
+    tars[0].unlink()  # a lost tar
+    with tars[1].open("r+b") as f:  # a tar changed on disk (same size)
+        f.seek(700)
+        f.write(b"X")
+    manifest = pq.read_table(out / "manifest.parquet")
+    pq.write_table(manifest.slice(1), out / "manifest.parquet")  # a manifest missing a row
+    code, report = avuie("validate", str(out))
+    said = " ".join(report.split())
+    assert code == 1 and "but missing" in said and "differs from the size/sha256" in said, report
+    assert "does not match the shard markers" in said
+    stats = build(out, "--shard-size", "2")  # rebuilds the two shards, recomputes the manifest
+    assert stats["totals"]["written"] == 6 and stats["shards_skipped"] == 2
+    assert build_state(out) == good and avuie("validate", str(out))[0] == 0
+    stray = tars[0].parent / "ave-train-00007.tar"
+    shutil.copy(tars[0], stray)  # a tar no marker lists: reported, never deleted
+    code, report = avuie("validate", str(out))
+    assert code == 1 and "no shard marker lists this tar" in " ".join(report.split())
+    build(out, "--shard-size", "2")
+    assert stray.read_bytes() == tars[0].read_bytes()
+
+
 # ---- 9. smaller breaks --------------------------------------------------------------------------------------------
 def test_a_clip_shorter_than_its_labels_is_rejected_not_written(tmp_path):
     from avuie.media.synth import make_video

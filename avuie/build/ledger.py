@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from avuie.shards.index import SampleEntry, scan_local, table_from_done
+from avuie.shards.index import SampleEntry, scan_local, sha256_file, table_from_done
 from avuie.shards.layout import list_done, marker_source, staged, staged_markers
 
 
@@ -53,16 +53,24 @@ def _load(path: Path) -> dict[str, Any] | None:
     return done if isinstance(done, dict) else None
 
 
-def _tars_ok(folder: Path, done: dict[str, Any]) -> bool:
-    """Every tar the marker lists exists with the size it records."""
+def _tars_ok(marker: Path, done: dict[str, Any]) -> bool:
+    """Every tar the marker lists exists with the size it records, and a tar changed after its marker was written
+    (modified later than the marker) still has the sha256 it records. A commit writes tars before their marker,
+    so the hash is read only for tars touched since (or copied without their times)."""
+    try:
+        written = marker.stat().st_mtime_ns
+    except OSError:
+        return False
     for name in done.get("tars", []):
-        path = folder / name
-        want = done.get("tars_info", {}).get(name, {}).get("bytes")
+        path = marker.parent / name
+        facts = done.get("tars_info", {}).get(name, {})
         try:
-            size = path.stat().st_size
+            stat = path.stat()
         except OSError:
             return False
-        if want is not None and want != size:
+        if facts.get("bytes") not in (None, stat.st_size):
+            return False
+        if stat.st_mtime_ns > written and facts.get("sha256") not in (None, sha256_file(path)):
             return False
     return True
 
@@ -103,7 +111,7 @@ def committed(out: Path, source: str) -> Ledger:
         done = _load(marker)
         if done is None or marker_source(marker, done) != source:
             continue
-        if not _tars_ok(marker.parent, done):
+        if not _tars_ok(marker, done):
             ledger.untrusted.append(marker)
             continue
         ledger.markers[marker] = done
