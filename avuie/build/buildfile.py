@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from avuie.build.engines import BuildRequestError
+from avuie.shards.sync import is_url
 
 
 class _Strict(BaseModel):
@@ -44,18 +45,18 @@ class Settings(_Strict):
 class Source(Settings):
     """One source to build: its raw root (the bundled sample when omitted), media root, output and parameters."""
 
-    raw: Path | None = None
+    raw: Path | str | None = None  # a folder, or a URL (s3://bucket/AVE_Dataset)
     media_root: Path | None = None
-    out: Path | None = None
+    out: Path | str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
 
 
 class BuildFile(_Strict):
     """The whole file."""
 
-    out: Path = Path("avuie-out")
+    out: Path | str = Path("avuie-out")  # a folder, or a URL (s3://bucket/avuie)
     executor: Literal["local", "ray"] = "local"
-    address: str | None = None  # the Ray cluster (executor: ray)
+    address: str | None = None  # the Ray cluster (executor: ray): auto, ray://HOST:10001; none: a local one
     workers: int = Field(2, ge=1)
     progress: Literal["auto", "json", "bar", "none"] = "auto"
     defaults: Settings = Field(default_factory=Settings)
@@ -89,16 +90,18 @@ def load_build_file(path: Path) -> BuildFile:
 def _resolved(spec: BuildFile, base: Path) -> BuildFile:
     """Paths relative to the file's folder made absolute."""
 
-    def fix(p: Path | None) -> Path | None:
-        return None if p is None else (p if p.is_absolute() else base / p)
+    def fix(p: Path | str | None) -> Path | str | None:
+        if p is None or is_url(str(p)):
+            return None if p is None else str(p)
+        return Path(p) if Path(p).is_absolute() else base / p
 
     spec.out = fix(spec.out)  # type: ignore[assignment]
     for src in spec.sources.values():
-        src.raw, src.media_root, src.out = fix(src.raw), fix(src.media_root), fix(src.out)
+        src.raw, src.media_root, src.out = fix(src.raw), fix(src.media_root), fix(src.out)  # type: ignore[assignment]
     return spec
 
 
-def source_options(spec: BuildFile, name: str) -> tuple[Path | None, Path, dict[str, Any]]:
+def source_options(spec: BuildFile, name: str) -> tuple[Path | str | None, Path | str, dict[str, Any]]:
     """(raw, out, `build_one` keyword options) of one source of the file."""
     src = spec.sources[name]
     pick = {
@@ -114,6 +117,8 @@ def source_options(spec: BuildFile, name: str) -> tuple[Path | None, Path, dict[
         "shard_bytes": pick["shard_bytes"] or (1 << 30),
         "params": dict(src.params),
         "media_root": src.media_root,
+        "executor": spec.executor,
+        "address": spec.address,
         "reasoning": r.engine,
         "reasoning_opts": {
             "model": r.model,
@@ -130,9 +135,8 @@ def source_options(spec: BuildFile, name: str) -> tuple[Path | None, Path, dict[
 
 
 def check_executor(spec: BuildFile) -> None:
-    """Refuse an executor this version cannot run."""
-    if spec.executor != "local":
+    """Refuse executor settings that cannot run: an address without the Ray executor."""
+    if spec.address and spec.executor != "ray":
         raise BuildRequestError(
-            f"executor {spec.executor!r} is not available in this version; use executor: local",
-            param_hint="--config",
+            "address is the Ray cluster: set executor: ray with it", param_hint="--config"
         )

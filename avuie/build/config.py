@@ -33,6 +33,11 @@ class BuildConfig:
     params: dict[str, Any] = field(default_factory=dict)
     reasoning: str = "template"
     media_root: Path | None = None  # media looked up here first (see build/media_root.py)
+    raw_url: str | None = (
+        None  # a remote raw root (s3://...): `raw` is then its local mirror (build/remote_raw.py)
+    )
+    executor: str = "local"  # local | ray (build/executors.py)
+    address: str | None = None  # the Ray cluster for executor ray (None: a local one with `workers` CPUs)
 
     def content_fingerprint(self) -> str:
         """A hash of the settings that change a sample's bytes (source, cut profile, params, reasoning engine)."""
@@ -49,6 +54,8 @@ class BuildConfig:
         """Raise ValueError for settings no build can use."""
         if self.shard_size < 1 or self.shard_bytes < 1 or (self.limit is not None and self.limit < 1):
             raise ValueError("shard_size, shard_bytes and limit must be at least 1")
+        if self.executor not in ("local", "ray"):
+            raise ValueError(f"executor must be local or ray, not {self.executor!r}")
 
     def settings(self) -> dict[str, Any]:
         """The settings as build.json records them."""
@@ -62,6 +69,8 @@ class BuildConfig:
             "params": self.params,
             "reasoning": self.reasoning,
             "media_root": None if self.media_root is None else str(self.media_root),
+            "raw_url": self.raw_url,
+            "executor": self.executor,
         }
 
 

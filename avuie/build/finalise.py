@@ -87,7 +87,7 @@ def build_info(
         "source": builder.name,
         "family": builder.family.value,
         "builder_version": builder.version,
-        "raw": str(config.raw),
+        "raw": config.raw_url or str(config.raw),
         "config": config.settings(),
         "fingerprint": config.fingerprint(),
         "versions": {"python": platform.python_version(), "ffmpeg": _ffmpeg_version()},

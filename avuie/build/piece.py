@@ -17,14 +17,15 @@ from pydantic import ValidationError
 
 from avuie.build import counters
 from avuie.build.assemble import (
+    Prepared,
     finish_sample,
     manifest_row,
-    prepare,
     record_reject,
     reject_row,
     sample_members,
 )
 from avuie.build.config import BuildConfig, Tick
+from avuie.build.fetch import cut_records
 from avuie.build.plan import WorkUnit
 from avuie.builders import Builder
 from avuie.builders.base import error_text
@@ -105,9 +106,24 @@ def build_piece(
 ) -> dict[str, Any]:
     """Build the records of `unit` still to do into a staged piece in `folder`; return the piece's marker."""
     records = [unit.records[j] for j in unit.todo]
+    return write_piece(
+        builder, unit, config, engine, cut_records(builder, records, config, pool.map), folder, tick
+    )
+
+
+def write_piece(
+    builder: Builder,
+    unit: WorkUnit,
+    config: BuildConfig,
+    engine: ReasoningEngine,
+    prepared: list[Prepared],
+    folder: Path,
+    tick: Tick | None = None,
+) -> dict[str, Any]:
+    """Write the prepared records of `unit` (its `todo` records, cut in order, here or on other machines) into a
+    staged piece in `folder`: ask the engine for their chains, write the tar, then the marker; return the marker."""
     digests = [unit.digests[j] for j in unit.todo]
     before = engine.stats()
-    prepared = list(pool.map(lambda r: prepare(builder, r, config), records))
     ready = [p for p in prepared if p.draft is not None]
     results = engine.generate([p.draft for p in ready]) if ready else []
     by_id = {id(p): res for p, res in zip(ready, results, strict=False)}
@@ -128,11 +144,11 @@ def build_piece(
         "content_fingerprint": config.content_fingerprint(),
         "tars": tars,
         "tars_info": {t: tar_info(staged(folder, t)) for t in tars},
-        "in": len(records),
+        "in": len(prepared),
         "reasoning": counters.delta(before, engine.stats()),
         **body,
     }
     write_synced(staged(folder, done_name(name)), json_bytes(marker))
     if tick:
-        tick(len(records))
+        tick(len(prepared))
     return marker

@@ -20,14 +20,13 @@ import shutil
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from avuie.build.commit import Built, commit_build, note_interrupted
 from avuie.build.config import BuildConfig, ReportProgress
+from avuie.build.executors import UnitJob, run_units
 from avuie.build.ledger import committed, staged_pieces
-from avuie.build.piece import build_piece
 from avuie.build.plan import check_splits, digest_records, plan_build, read_records
 from avuie.builders import Builder, get_builder
 from avuie.reasoning.engine import ReasoningEngine, TemplateEngine
@@ -117,10 +116,9 @@ def _build(
         pieces = staged_pieces(pieces_dir)
         note_interrupted(builder, config, pieces, why["interrupted"], current_command())
 
-    with stats_when_interrupted(note), ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
-        for unit in plan.units:
-            if not unit.skipped:
-                build_piece(builder, unit, config, engine, pool, pieces_dir, tick)
+    with stats_when_interrupted(note):
+        todo = [unit for unit in plan.units if not unit.skipped]
+        run_units(todo, UnitJob(builder, config, engine, pieces_dir, tick))
     built = Built(plan, done_before, staged_pieces(pieces_dir), pieces_dir, by_split, entry_rejects, notices)
     skipped = sum(u.skipped for u in plan.units)
     stats = commit_build(builder, config, built, engine.stats(), skipped)

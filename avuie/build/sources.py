@@ -13,6 +13,8 @@ from typing import Any
 
 from avuie.build.config import BuildConfig
 from avuie.build.engines import BuildRequestError, make_engine
+from avuie.build.executors import each_source
+from avuie.shards.sync import is_url
 
 # progress(description, done, total); notify(message)
 ShowProgress = Callable[[str, int, int], None]
@@ -21,8 +23,8 @@ Notify = Callable[[str], None]
 
 def build_one(
     source: str,
-    raw: Path | None,
-    out: Path,
+    raw: Path | str | None,
+    out: Path | str,
     *,
     splits: list[str] | None,
     limit: int | None,
@@ -35,44 +37,72 @@ def build_one(
     progress: ShowProgress | None = None,
     notify: Notify | None = None,
     media_root: Path | None = None,
+    executor: str = "local",
+    address: str | None = None,
 ) -> dict[str, Any]:
-    """Build one source (its bundled sample when `raw` is None; media under `media_root` when given) into `out`;
-    return its stats.
+    """Build one source (its bundled sample when `raw` is None; media under `media_root` when given) into `out`
+    with the `executor` (local, or ray at `address`); return its stats. `raw` and `out` may be fsspec URLs
+    (`s3://bucket/AVE_Dataset`): see build/fetch.py and build/remote_out.py.
 
     `progress(description, done, total)` follows the records (its first call counts those already built);
     `notify(text)` gets one-line messages. Raises LockHeld while another build of the source writes `out`.
     """
-    from avuie.build.pipeline import build
     from avuie.builders import get_builder
-    from avuie.samples import ensure_sample
 
     get_builder(source, **params)  # unknown source: KeyError naming the known ones
+    if media_root is not None and (is_url(media_root) or not Path(media_root).is_dir()):
+        raise BuildRequestError(
+            f"{media_root} is not a folder (a media root is local)", param_hint="--media-root"
+        )
+    config = BuildConfig(
+        source=source, raw=Path(), out=Path(), splits=splits, limit=limit, workers=workers,
+        shard_size=shard_size, shard_bytes=shard_bytes, params=params, reasoning=reasoning,
+        media_root=None if media_root is None else Path(media_root), executor=executor, address=address,
+    )  # fmt: skip
+    config.raw, config.raw_url = _raw_root(source, raw, notify)
+
+    def run(folder: Path) -> dict[str, Any]:
+        config.out = folder
+        return _run(config, reasoning_opts, progress, notify)
+
+    if is_url(out):
+        from avuie.build.remote_out import build_remote
+
+        return build_remote(str(out), source, run, notify)
+    return run(Path(out))
+
+
+def _raw_root(source: str, raw: Path | str | None, notify: Notify | None) -> tuple[Path, str | None]:
+    """(local raw root, remote URL or None): the bundled sample, a local folder, or a remote root's mirror."""
     if raw is None:
+        from avuie.samples import ensure_sample
+
         raw = ensure_sample(source)
         if notify:
             notify(f"{source}: using the bundled sample at {raw}")
-    config = BuildConfig(
-        source=source,
-        raw=Path(raw),
-        out=out,
-        splits=splits,
-        limit=limit,
-        workers=workers,
-        shard_size=shard_size,
-        shard_bytes=shard_bytes,
-        params=params,
-        reasoning=reasoning,
-        media_root=None if media_root is None else Path(media_root),
-    )
-    if media_root is not None and not Path(media_root).is_dir():
-        raise BuildRequestError(f"{media_root} is not a folder", param_hint="--media-root")
-    engine = make_engine(reasoning, out, reasoning_opts)
+        return Path(raw), None
+    if not is_url(raw):
+        return Path(raw), None
+    from avuie.build.fetch import mirror_raw
+
+    if notify:
+        notify(f"{source}: reading the annotations of {raw} (media are fetched where they are cut)")
+    return mirror_raw(str(raw)), str(raw)
+
+
+def _run(
+    config: BuildConfig, reasoning_opts: dict[str, Any], progress: ShowProgress | None, notify: Notify | None
+) -> dict[str, Any]:
+    """Build `config` (a local output folder) with the reasoning engine its options make."""
+    from avuie.build.pipeline import build
+
+    engine = make_engine(config.reasoning, Path(config.out), reasoning_opts)
     try:
         progress_text = getattr(engine, "progress_text", None)
 
         def report(done: int, total: int) -> None:
             if progress:
-                desc = f"build {source}" + (f" · {progress_text()}" if progress_text else "")
+                desc = f"build {config.source}" + (f" · {progress_text()}" if progress_text else "")
                 progress(desc, done, total)
 
         return build(config, engine=engine, progress=report, notify=notify)
@@ -135,18 +165,20 @@ def split_params(params: dict[str, Any], names: list[str]) -> dict[str, dict[str
 
 
 def build_all(
-    root: Path,
+    root: Path | str,
     raw_root: Path | None,
     layout: Path | None,
     options: dict[str, Any],
     run_one: Callable[..., dict[str, Any]] = build_one,
     on_built: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> dict[str, str]:
-    """Build every registered source into `root/<source>` (bundled samples, or raw trees under `raw_root`).
+    """Build every registered source into `root/<source>` (bundled samples, or raw trees under `raw_root`); with
+    the Ray executor the sources build concurrently (their records are read and their pieces written by threads of
+    this process, their media cut on the cluster).
 
-    `options` are `build_one`'s keyword options, with `params` as SOURCE.KEY=VALUE; `run_one` builds one source
-    (default `build_one`) and `on_built(name, stats)` is called after each. Returns {skipped source: reason}.
-    A bad request (layout without raw root, bad layout file, plain parameters) raises BuildRequestError first.
+        `options` are `build_one`'s keyword options, with `params` as SOURCE.KEY=VALUE; `run_one` builds one source
+        (default `build_one`) and `on_built(name, stats)` is called after each. Returns {skipped source: reason}.
+        A bad request (layout without raw root, bad layout file, plain parameters) raises BuildRequestError first.
     """
     from avuie.builders import BuilderError, load_all
 
@@ -159,20 +191,29 @@ def build_all(
     options = dict(options)
     params = split_params(options.pop("params"), names)
     skipped: dict[str, str] = {}
+    jobs: dict[str, Path | None] = {}
     for name in names:
-        src_raw = None
-        if raw_root is not None:
-            src_raw, why = find_raw(name, raw_root, layout_map)
-            if src_raw is None:
-                skipped[name] = why
-                continue
+        jobs[name], why = find_raw(name, raw_root, layout_map) if raw_root is not None else (None, "")
+        if why:
+            skipped[name] = why
+            del jobs[name]
+
+    def one(name: str) -> tuple[dict[str, Any] | None, str]:
         try:
-            stats = run_one(name, src_raw, root / name, params=params[name], **options)
+            return run_one(name, jobs[name], _join(root, name), params=params[name], **options), ""
         except BuildRequestError:
             raise
         except (BuilderError, KeyError, FileNotFoundError, ValueError) as exc:
-            skipped[name] = str(exc.args[0] if exc.args else exc)
-            continue
-        if on_built:
+            return None, str(exc.args[0] if exc.args else exc)
+
+    for name, (stats, why) in each_source(list(jobs), one, concurrent=options.get("executor") == "ray"):
+        if stats is None:
+            skipped[name] = why
+        elif on_built:
             on_built(name, stats)
     return skipped
+
+
+def _join(root: Path | str, name: str) -> Path | str:
+    """`root/name` for a local folder or a URL."""
+    return f"{str(root).rstrip('/')}/{name}" if is_url(root) else Path(root) / name

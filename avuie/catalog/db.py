@@ -1,7 +1,8 @@
 """The catalog: DuckDB views over every build under one or more roots, for `avuie query` and `avuie stats`.
 
 A build is a folder holding `manifest.parquet` (docs/DESIGN.md, "Shards"); a root is a build or any folder above
-builds (`avuie build --all` writes `ROOT/<source>/`). `open_catalog(roots)` finds every build and exposes:
+builds (`avuie build --all` writes `ROOT/<source>/`), local or remote (`s3://bucket/avuie`: read through fsspec,
+catalog/trees.py). `open_catalog(roots)` finds every build and exposes:
 
 | view | one row per | columns |
 |---|---|---|
@@ -24,48 +25,43 @@ from typing import Any
 
 import pyarrow as pa
 
-from avuie.shards.layout import (
-    BUILD_INFO,
-    MANIFEST,
-    REJECTS,
-    SHARDS_DIR,
-    STATS,
-    find_manifests,
-    list_done,
-    marker_source,
-    per_source,
-    shard_rel,
-)
+from avuie.catalog.trees import Tree, register, trees_under
+from avuie.shards.layout import BUILD_INFO, MANIFEST, REJECTS, STATS, marker_source, per_source, shard_rel
 
 
 class CatalogError(ValueError):
     """A root holds no build, or a build's files cannot be read."""
 
 
-def find_builds(roots: list[Path] | list[str]) -> list[Path]:
-    """Every build folder (one holding manifest.parquet) at or under each root, sorted and de-duplicated."""
-    found: set[Path] = set()
+def find_trees(roots: list[Path] | list[str]) -> list[Tree]:
+    """Every build (local folder or remote URL) at or under each root, sorted and de-duplicated."""
+    found: dict[str, Tree] = {}
     for root in roots:
-        root = Path(root)
-        if not root.exists():
-            raise CatalogError(f"{root} does not exist")
-        hits = [root / MANIFEST] if (root / MANIFEST).is_file() else []
-        hits += [p for p in find_manifests(root) if SHARDS_DIR not in p.relative_to(root).parts]
-        if not hits:
+        try:
+            trees = trees_under(root)
+        except FileNotFoundError as exc:
+            raise CatalogError(str(exc)) from exc
+        except ValueError as exc:  # a URL whose filesystem cannot be opened
+            raise CatalogError(str(exc)) from exc
+        if not trees:
             raise CatalogError(
                 f"no build under {root}: expected a manifest.parquet (run `avuie build --out {root}` first)"
             )
-        found.update(p.parent.resolve() for p in hits)
-    return sorted(found)
+        found.update((t.name, t) for t in trees)
+    return [found[k] for k in sorted(found)]
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
+def find_builds(roots: list[Path] | list[str]) -> list[Path | str]:
+    """Every build folder (one holding manifest.parquet) at or under each root, sorted and de-duplicated; a
+    remote build is named by its URL."""
+    return [t.where for t in find_trees(roots)]
+
+
+def _read_json(tree: Tree, rel: str) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise CatalogError(f"{path} is not valid JSON: {exc}") from exc
+        return tree.read_json(rel) or {}
+    except ValueError as exc:
+        raise CatalogError(str(exc)) from exc
 
 
 def _table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
@@ -121,17 +117,17 @@ BUILD_SCHEMA = pa.schema(
 )
 
 
-def _stats_rows(build: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _stats_rows(build: Tree) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(per source and split rows, per reason rows) of a build's stats.json (one part per source it holds)."""
     rows, reasons = [], []
-    infos = per_source(_read_json(build / BUILD_INFO))
-    for source, stats in per_source(_read_json(build / STATS)).items():
-        name = source or (next(iter(infos)) if len(infos) == 1 else "") or build.name
+    infos = per_source(_read_json(build, BUILD_INFO))
+    for source, stats in per_source(_read_json(build, STATS)).items():
+        name = source or (next(iter(infos)) if len(infos) == 1 else "") or Path(build.name).name
         family = stats.get("family") or infos.get(name, {}).get("family") or ""
         for split, s in sorted(stats.get("splits", {}).items()):
             rows.append(
                 {
-                    "build_dir": str(build),
+                    "build_dir": build.name,
                     "source": name,
                     "family": family,
                     "split": split,
@@ -144,46 +140,47 @@ def _stats_rows(build: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
             )
             for reason, n in sorted(s.get("reasons", {}).items()):
                 reasons.append(
-                    {"build_dir": str(build), "source": name, "split": split, "reason": reason, "n": n}
+                    {"build_dir": build.name, "source": name, "split": split, "reason": reason, "n": n}
                 )
     return rows, reasons
 
 
-def _shard_rows(build: Path, source: str) -> list[dict[str, Any]]:
+def _shard_rows(build: Tree, source: str) -> list[dict[str, Any]]:
     """One row per finished tar, from the shard completion markers (`source` when a marker names none)."""
     rows = []
-    for marker in list_done(build):
-        done = _read_json(marker)
+    sizes = build.sizes()
+    for marker in build.markers():
+        done = _read_json(build, marker)
+        folder = marker.rsplit("/", 1)[0]
         counts: dict[str, int] = {}
         for r in done.get("manifest", []):
             counts[r["shard"]] = counts.get(r["shard"], 0) + 1
         for tar in done.get("tars", []):
-            path = marker.parent / tar
-            rel = shard_rel(marker.parent.name, tar)
+            rel = shard_rel(folder.rsplit("/", 1)[-1], tar)
             rows.append(
                 {
-                    "build_dir": str(build),
+                    "build_dir": build.name,
                     "source": marker_source(marker, done) or source,
-                    "split": done.get("split") or marker.parent.name,
+                    "split": done.get("split") or folder.rsplit("/", 1)[-1],
                     "shard": rel,
-                    "path": str(path),
+                    "path": build.file(f"{folder}/{tar}"),
                     "num_samples": counts.get(rel, 0),
-                    "num_bytes": path.stat().st_size if path.exists() else 0,
+                    "num_bytes": sizes.get(f"{folder}/{tar}", 0),
                 }
             )
     return rows
 
 
-def _build_rows(build: Path) -> list[dict[str, Any]]:
+def _build_rows(build: Tree) -> list[dict[str, Any]]:
     """One row per source of a build (build.json, one part per source)."""
     rows = []
-    infos = per_source(_read_json(build / BUILD_INFO)) or {"": {}}
+    infos = per_source(_read_json(build, BUILD_INFO)) or {"": {}}
     for source, info in infos.items():
         config = info.get("config", {})
         rows.append(
             {
-                "build_dir": str(build),
-                "source": source or _read_json(build / STATS).get("source") or build.name,
+                "build_dir": build.name,
+                "source": source or _read_json(build, STATS).get("source") or Path(build.name).name,
                 "family": info.get("family", ""),
                 "license": info.get("license", ""),
                 "builder_version": str(info.get("builder_version", "")),
@@ -197,7 +194,7 @@ def _build_rows(build: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _sql_list(paths: list[Path]) -> str:
+def _sql_list(paths: list[str]) -> str:
     return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
 
 
@@ -205,7 +202,7 @@ def _sql_list(paths: list[Path]) -> str:
 class Catalog:
     """An in-memory DuckDB connection with the catalog views over `builds`."""
 
-    builds: list[Path]
+    builds: list[Path | str]  # a remote build by its URL
     con: Any = field(repr=False)
 
     def query(self, sql: str) -> pa.Table:
@@ -229,14 +226,15 @@ def open_catalog(roots: list[Path] | list[str]) -> Catalog:
     """Find every build under `roots` and create the views of this module's docstring."""
     import duckdb
 
-    builds = find_builds(roots)
+    builds = find_trees(roots)
     con = duckdb.connect(":memory:")
-    manifests = [b / MANIFEST for b in builds]
+    register(con, builds)
+    manifests = [b.file(MANIFEST) for b in builds]
     con.execute(
         "CREATE VIEW samples AS SELECT * EXCLUDE (filename), parse_dirpath(filename) AS build_dir "
         f"FROM read_parquet({_sql_list(manifests)}, union_by_name = true, filename = true)"
     )
-    rejects = [b / REJECTS for b in builds if (b / REJECTS).is_file()]
+    rejects = [b.file(REJECTS) for b in builds if b.exists(REJECTS)]
     if rejects:
         con.execute(
             "CREATE VIEW rejects AS SELECT * EXCLUDE (filename), parse_dirpath(filename) AS build_dir "
@@ -266,4 +264,4 @@ def open_catalog(roots: list[Path] | list[str]) -> Catalog:
         con.register("_incoming", table)
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM _incoming")
         con.unregister("_incoming")
-    return Catalog(builds=builds, con=con)
+    return Catalog(builds=[b.where for b in builds], con=con)

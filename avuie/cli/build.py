@@ -65,12 +65,18 @@ _BUILD_OPTIONS = dict(
     source=typer.Option(None, "--source", "-s", help="Source name (see `avuie sources`)."),
     all_sources=typer.Option(False, "--all", help="Build every source (bundled samples, or --raw-root)."),
     raw=typer.Option(
-        None, "--raw", help="Raw root of the source in its release layout (default: the bundled sample)."
+        None,
+        "--raw",
+        help="Raw root of the source in its release layout: a folder or a URL such as s3://bucket/AVE_Dataset "
+        "(default: the bundled sample).",
     ),
     raw_root=typer.Option(None, "--raw-root", help="With --all: folder holding one raw tree per source."),
     layout=typer.Option(None, "--layout", help="With --all: YAML/JSON file mapping source -> raw path."),
     out=typer.Option(
-        None, "--out", "-o", help="Build directory (default avuie-out/<source>, or avuie-out with --all)."
+        None,
+        "--out",
+        "-o",
+        help="Build directory or URL such as s3://bucket/avuie (default avuie-out/<source>, or avuie-out with --all).",
     ),
     split=typer.Option(None, "--split", help="Only these splits (repeatable)."),
     limit=typer.Option(None, "--limit", help="At most N records per split."),
@@ -90,6 +96,14 @@ _BUILD_OPTIONS = dict(
     ),
     config=typer.Option(
         None, "--config", help="A YAML build file (sources, raw roots, settings, reasoning, executor)."
+    ),
+    executor=typer.Option(
+        "local", "--executor", help="local (this machine) or ray (a Ray cluster; pip install 'avuie[ray]')."
+    ),
+    address=typer.Option(
+        None,
+        "--address",
+        help="With --executor ray: the cluster (auto, ray://HOST:10001); default a local Ray with --workers CPUs.",
     ),
 )
 _REASONING_OPTIONS = dict(
@@ -118,10 +132,10 @@ _B, _R = _BUILD_OPTIONS, _REASONING_OPTIONS
 def build_cmd(
     source: str = _B["source"],
     all_sources: bool = _B["all_sources"],
-    raw: Path = _B["raw"],
+    raw: str = _B["raw"],
     raw_root: Path = _B["raw_root"],
     layout: Path = _B["layout"],
-    out: Path = _B["out"],
+    out: str = _B["out"],
     split: list[str] = _B["split"],
     limit: int = _B["limit"],
     workers: int = _B["workers"],
@@ -131,6 +145,8 @@ def build_cmd(
     media_root: Path = _B["media_root"],
     progress: str = _B["progress"],
     config: Path = _B["config"],
+    executor: str = _B["executor"],
+    address: str = _B["address"],
     reasoning: str = _R["reasoning"],
     model: str = _R["model"],
     base_url: str = _R["base_url"],
@@ -151,17 +167,43 @@ def build_cmd(
         return
     if all_sources == bool(source):
         raise typer.BadParameter("give exactly one of --source NAME, --all or --config FILE")
+    if executor not in ("local", "ray"):
+        raise typer.BadParameter(f"takes local or ray, not {executor!r}", param_hint="--executor")
     opts = dict(model=model, base_url=base_url, concurrency=concurrency, refresh=refresh)
     opts |= dict(max_attempts=max_attempts, timeout=timeout, audio_input=audio_input)
     kw = dict(
         splits=split or None, limit=limit, workers=workers, shard_size=shard_size, shard_bytes=shard_bytes,
         params=parse_params(param), reasoning=reasoning, media_root=media_root,
-        reasoning_opts=opts | {"extra": parse_params(reasoning_opt)},
+        reasoning_opts=opts | {"extra": parse_params(reasoning_opt)}, executor=executor, address=address,
     )  # fmt: skip
     if source:
-        build_run.run_single(source, raw, out or Path("avuie-out") / source, kw, progress or "auto")
+        where = location(out) if out else Path("avuie-out") / source
+        build_run.run_single(source, location(raw) if raw else None, where, kw, progress or "auto")
     else:
-        build_run.run_every(out or Path("avuie-out"), raw_root, layout, kw, progress or "auto")
+        build_run.run_every(
+            location(out) if out else Path("avuie-out"), raw_root, layout, kw, progress or "auto"
+        )
+
+
+def readable(text: str) -> Path:
+    """A folder to read a build from: a local path, or the local copy of a remote build (fetched first: only what
+    changed since the last copy); exits 2 when the URL cannot be read."""
+    from avuie.shards.sync import is_url, local_copy
+
+    if not is_url(text):
+        return Path(text)
+    try:
+        return local_copy(text, notify=lambda line: console.print(f"[dim]{line}[/dim]"))
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def location(text: str) -> Path | str:
+    """A command-line folder argument: a URL (s3://...) stays text, anything else is a Path."""
+    from avuie.shards.sync import is_url
+
+    return text if is_url(text) else Path(text)
 
 
 def scan_cmd(
@@ -218,11 +260,14 @@ def sources_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON."
 
 
 def validate_cmd(
-    out: Path = typer.Argument(..., help="A build directory (or a folder of builds)."),
+    where: str = typer.Argument(
+        ..., metavar="OUT", help="A build directory (or a folder of builds), or its URL (s3://bucket/avuie)."
+    ),
 ) -> None:
     """Re-validate every sample of every shard; exit non-zero listing the failing ids."""
     from avuie.build.validate import validate_build
 
+    out = readable(where)
     if not out.is_dir():
         console.print(f"[red]error:[/red] {out} is not a folder")
         raise typer.Exit(2)

@@ -67,6 +67,7 @@ def _message(exc: BaseException) -> str:
 def guarded(rep: Reporter, source: str, out: Path, run: Callable[[], Any]) -> Any:
     """Run one build step; turn its failures into the reporter's error line and the exit codes above."""
     from avuie.build.engines import BuildRequestError, endpoint_error
+    from avuie.build.executors import ExecutorError
     from avuie.builders import BuilderError
     from avuie.shards.owner import LockHeld, current_command
 
@@ -77,6 +78,9 @@ def guarded(rep: Reporter, source: str, out: Path, run: Callable[[], Any]) -> An
     except LockHeld as exc:
         rep.error(source, str(exc))
         raise typer.Exit(2) from exc
+    except ExecutorError as exc:
+        rep.error(source, str(exc))
+        raise typer.Exit(1) from exc
     except KeyboardInterrupt as exc:
         rep.interrupted(source, current_command())
         raise typer.Exit(143 if "SIGTERM" in str(exc) else 130) from exc
@@ -128,9 +132,11 @@ def run_every(root: Path, raw_root: Path | None, layout: Path | None, kw: dict[s
 
 
 def run_config(path: Path, mode: str | None) -> None:
-    """`avuie build --config build.yaml`: every source of the file, in its order."""
+    """`avuie build --config build.yaml`: every source of the file, in its order (all at once with the Ray
+    executor)."""
     from avuie.build.buildfile import check_executor, load_build_file, source_options
     from avuie.build.engines import BuildRequestError
+    from avuie.build.executors import each_source
     from avuie.build.sources import build_one
 
     try:
@@ -139,11 +145,14 @@ def run_config(path: Path, mode: str | None) -> None:
     except BuildRequestError as exc:
         raise typer.BadParameter(str(exc), param_hint="--config") from exc
     with Reporter(_mode(mode or spec.progress), console) as rep:
-        for name in spec.sources:
+
+        def one(name: str) -> dict[str, Any]:
             raw, out, options = source_options(spec, name)
             progress, notify = rep.callbacks(name)
             job = functools.partial(build_one, name, raw, out, progress=progress, notify=notify, **options)
-            stats = guarded(rep, name, out, job)
+            return guarded(rep, name, Path(str(out)), job)
+
+        for name, stats in each_source(list(spec.sources), one, concurrent=spec.executor == "ray"):
             rep.done(name, stats)
             print_stats(name, stats)
     console.print(f"built {len(spec.sources)} sources from {path}")

@@ -79,7 +79,9 @@ def query_cmd(
     if len(args) < 2:
         raise typer.BadParameter('give at least one build folder and the SQL: avuie query OUT "SELECT ..."')
     *roots, sql = args
-    catalog = _open([Path(r) for r in roots])
+    from avuie.cli.build import location
+
+    catalog = _open([location(r) for r in roots])
     try:
         table = catalog.query(sql)
     except CatalogError as exc:
@@ -89,15 +91,16 @@ def query_cmd(
 
 
 def stats_cmd(
-    roots: list[Path] = typer.Argument(..., help="One or more build folders (or folders of builds)."),
+    roots: list[str] = typer.Argument(..., help="One or more build folders (or folders of builds) or URLs."),
     report: Path = typer.Option(
         None, "--report", help="Also write PNG charts and an HTML data card into this folder."
     ),
 ) -> None:
     """Print per source and split: in, written, rejected by reason (from stats.json); optionally a report."""
     from avuie.catalog.report import print_stats, write_report
+    from avuie.cli.build import location
 
-    catalog = _open(roots)
+    catalog = _open([location(r) for r in roots])
     print_stats(catalog, Console())
     if report is not None:
         paths = write_report(catalog, report)
@@ -105,7 +108,9 @@ def stats_cmd(
 
 
 def export_cmd(
-    roots: list[Path] = typer.Argument(..., help="One or more build folders (or folders of builds)."),
+    roots: list[str] = typer.Argument(
+        ..., help="One or more build folders (or folders of builds), or URLs (read through a local copy)."
+    ),
     fmt: str = typer.Option(..., "--format", "-f", help="crab-plus, hf or sharegpt."),
     to: Path = typer.Option(..., "--to", help="Destination folder (must be empty unless --force)."),
     split: list[str] = typer.Option(None, "--split", help="Only these splits (repeatable)."),
@@ -124,9 +129,11 @@ def export_cmd(
 ) -> None:
     """Export builds for other trainers: the Crab+ layout, a Hugging Face dataset or LLaMA-Factory JSON."""
     from avuie.catalog.db import CatalogError
+    from avuie.cli.build import readable
     from avuie.export.common import ExportError, ExportOptions
     from avuie.export.registry import export
 
+    folders = [readable(r) for r in roots]
     opts = ExportOptions(
         splits=split or None,
         sources=source or None,
@@ -142,7 +149,7 @@ def export_cmd(
             def progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            summary = export(roots, fmt, to, opts, progress)
+            summary = export(folders, fmt, to, opts, progress)
     except (ExportError, CatalogError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc

@@ -64,7 +64,12 @@ def _run(
 
 
 def serve(
-    out: Path = typer.Argument(..., help="Build directory (or a root holding several builds) to serve."),
+    where: str = typer.Argument(
+        ...,
+        metavar="OUT",
+        help="Build directory (or a root holding several builds) to serve, or its URL (s3://bucket/avuie: served "
+        "from a local copy, fetched first).",
+    ),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for every interface)."),
     port: int = typer.Option(8000, help="Port to listen on (0 picks a free one)."),
     token: str | None = typer.Option(
@@ -95,9 +100,11 @@ def serve(
     """
     from rich.console import Console
 
+    from avuie.cli.build import readable
     from avuie.shards.guard import ServerLimits
 
     console = Console(stderr=True)
+    out = readable(where)
     try:
         limits = ServerLimits(header_timeout, keep_alive, max_connections=max_connections)
     except ValueError as error:
