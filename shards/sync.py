@@ -44,11 +44,14 @@ def is_url(text: str | Path | None) -> bool:
 
 
 def open_fs(url: str) -> tuple[Any, str]:
-    """(fsspec filesystem, path inside it) of a URL; ValueError naming the package a protocol needs."""
+    """(fsspec filesystem, path inside it) of a URL, with no listing cached from an earlier call (the objects may
+    have changed since); ValueError naming the package a protocol needs."""
     import fsspec
 
     try:
-        return fsspec.core.url_to_fs(str(url).rstrip("/"))
+        fs, path = fsspec.core.url_to_fs(str(url).rstrip("/"))
+        fs.invalidate_cache()
+        return fs, path
     except ImportError as exc:
         raise ValueError(f"cannot open {url}: {exc} (install the filesystem's package, e.g. s3fs)") from exc
     except ValueError as exc:

@@ -247,7 +247,7 @@ sources:
     [
         ("sources:\n  ave:\n    shard_sise: 4\n", "sources.ave.shard_sise: Extra inputs are not permitted"),
         ("sources:\n  ave: {}\nworkerz: 2\n", "workerz: Extra inputs are not permitted"),
-        ("sources:\n  ave: {}\nexecutor: ray\n", "executor 'ray' is not available"),
+        ("sources:\n  ave: {}\naddress: auto\n", "address is the Ray cluster: set executor: ray with it"),
         ("sources:\n  ave: {}\nexecutor: spark\n", "executor: Input should be 'local' or 'ray'"),
         ("sources: {}\n", "sources: Dictionary should have at least 1 item"),
         ("sources: [ave\n", "is not valid YAML"),

@@ -16,7 +16,7 @@ from avuie.build.job import STOP, ExecutorError, UnitJob
 from avuie.build.piece import build_piece
 from avuie.build.plan import WorkUnit
 
-__all__ = ["EXECUTORS", "ExecutorError", "UnitJob", "each_source", "run_units"]
+__all__ = ["EXECUTORS", "ExecutorError", "UnitJob", "each_source", "run_units", "start"]
 
 EXECUTORS = ("local", "ray")
 T = TypeVar("T")
@@ -34,6 +34,15 @@ def run_units(units: list[WorkUnit], job: UnitJob) -> None:
     with ThreadPoolExecutor(max_workers=max(1, job.config.workers)) as pool:
         for unit in units:
             build_piece(job.builder, unit, job.config, job.engine, pool, job.pieces_dir, job.tick)
+
+
+def start(executor: str, workers: int, address: str | None) -> None:
+    """Connect to the executor's cluster now, from this (the main) thread, before builds run in threads: a Ray
+    instance started from another thread leaves its agent processes behind at exit."""
+    if executor == "ray":
+        from avuie.build.ray_executor import connect
+
+        connect(workers, address)
 
 
 def each_source(names: list[str], run: Callable[[str], T], concurrent: bool) -> Iterator[tuple[str, T]]:

@@ -23,6 +23,7 @@ from typing import Any
 
 from avuie.build.assemble import Prepared, prepare
 from avuie.build.config import BuildConfig
+from avuie.build.engines import BuildRequestError
 from avuie.builders import Builder, Record
 from avuie.shards.sync import (
     SYNC_INDEX,
@@ -51,11 +52,16 @@ def is_media(rel: str) -> bool:
 
 def mirror_raw(url: str) -> Path:
     """The local mirror of a remote raw root (see the module docstring), made or brought up to date; files the
-    remote no longer has leave it. FileNotFoundError when nothing is at `url`."""
-    fs, root = open_fs(url)
+    remote no longer has leave it. BuildRequestError when the URL cannot be opened or nothing is there."""
+    try:
+        fs, root = open_fs(url)
+    except ValueError as exc:
+        raise BuildRequestError(str(exc), param_hint="--raw") from exc
     files = remote_files(fs, root)
     if not files:
-        raise FileNotFoundError(f"nothing at {url} (check the URL and the storage credentials)")
+        raise BuildRequestError(
+            f"nothing at {url} (check the URL and the storage credentials)", param_hint="--raw"
+        )
     folder = cache_dir("raw", url)
     pull(fs, root, folder, lambda rel: not is_media(rel), files)
     for rel, remote in files.items():

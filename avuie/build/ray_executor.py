@@ -12,7 +12,8 @@ in one place) and writes the unit's staged piece (`write_piece`), exactly as the
 
 Without `--address` a Ray instance with `--workers` CPUs is started in this process (and stops with it); with
 `--address auto` or `ray://host:10001` the build joins that cluster, whose nodes need avuie installed (the same
-version); the storage credentials of this process (`AWS_*`, `FSSPEC_*`) are passed to its workers.
+version); the storage settings of this process (`AWS_*`, `FSSPEC_*`, ..., `AVUIE_CACHE`) are passed to its
+workers.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from avuie.build.plan import WorkUnit
 
 RETRIES = 3  # runs of a slice after its worker died
 MAX_SLICE = 16  # records per task at most
-STORAGE_ENV = ("AWS_", "FSSPEC_", "GOOGLE_APPLICATION_CREDENTIALS", "AZURE_STORAGE_")
+STORAGE_ENV = ("AWS_", "FSSPEC_", "GOOGLE_APPLICATION_CREDENTIALS", "AZURE_STORAGE_", "AVUIE_CACHE")
 
 _connect_lock = threading.Lock()
 _task: Any = None
@@ -43,6 +44,11 @@ def _ray() -> Any:
     return ray
 
 
+def storage_env() -> dict[str, str]:
+    """This process's storage credentials and endpoints (and avuie's cache folder), for the workers."""
+    return {k: v for k, v in os.environ.items() if k.startswith(STORAGE_ENV)}
+
+
 def connect(workers: int, address: str | None) -> Any:
     """The `ray` module, connected: to `address` (`auto`, `ray://...`), else to a new local instance with
     `workers` CPUs; an already connected process is reused."""
@@ -52,8 +58,7 @@ def connect(workers: int, address: str | None) -> Any:
             return ray
         try:
             if address:
-                env = {k: v for k, v in os.environ.items() if k.startswith(STORAGE_ENV)}
-                ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False)
+                ray.init(address=address, runtime_env={"env_vars": storage_env()}, log_to_driver=False)
             else:
                 ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -68,11 +73,14 @@ def _cut_slice(builder: Any, records: list, config: Any) -> list:
     return cut_records(builder, records, config)
 
 
-def _remote(ray: Any) -> Any:
+def _remote(ray: Any, remote_media: bool) -> Any:
+    """The Ray task; with remote media it carries this process's storage settings (a cluster started before
+    they were set, or on other machines, has workers without them)."""
     global _task
     if _task is None:
         _task = ray.remote(num_cpus=1, max_retries=RETRIES)(_cut_slice)
-    return _task
+    env = storage_env()
+    return _task.options(runtime_env={"env_vars": env}) if remote_media and env else _task
 
 
 def slices(units: list[WorkUnit], cpus: int) -> list[tuple[int, int, int]]:
@@ -98,7 +106,7 @@ def run_on_ray(units: list[WorkUnit], job: UnitJob) -> None:
     """Build every unit into a staged piece (see the module docstring)."""
     ray = connect(job.config.workers, job.config.address)
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    task = _remote(ray)
+    task = _remote(ray, bool(job.config.raw_url))
     builder, config = ray.put(job.builder), ray.put(job.config)
     queue = deque(slices(units, cpus))
     parts: dict[int, dict[int, list]] = {i: {} for i in range(len(units))}

@@ -13,7 +13,7 @@ from typing import Any
 
 from avuie.build.config import BuildConfig
 from avuie.build.engines import BuildRequestError, make_engine
-from avuie.build.executors import each_source
+from avuie.build.executors import each_source, start
 from avuie.shards.sync import is_url
 
 # progress(description, done, total); notify(message)
@@ -206,7 +206,10 @@ def build_all(
         except (BuilderError, KeyError, FileNotFoundError, ValueError) as exc:
             return None, str(exc.args[0] if exc.args else exc)
 
-    for name, (stats, why) in each_source(list(jobs), one, concurrent=options.get("executor") == "ray"):
+    concurrent = options.get("executor") == "ray"
+    if concurrent:
+        start("ray", options.get("workers", 2), options.get("address"))
+    for name, (stats, why) in each_source(list(jobs), one, concurrent):
         if stats is None:
             skipped[name] = why
         elif on_built:

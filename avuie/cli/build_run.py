@@ -136,7 +136,7 @@ def run_config(path: Path, mode: str | None) -> None:
     executor)."""
     from avuie.build.buildfile import check_executor, load_build_file, source_options
     from avuie.build.engines import BuildRequestError
-    from avuie.build.executors import each_source
+    from avuie.build.executors import each_source, start
     from avuie.build.sources import build_one
 
     try:
@@ -152,6 +152,7 @@ def run_config(path: Path, mode: str | None) -> None:
             job = functools.partial(build_one, name, raw, out, progress=progress, notify=notify, **options)
             return guarded(rep, name, Path(str(out)), job)
 
+        guarded(rep, "all", Path(str(spec.out)), lambda: start(spec.executor, spec.workers, spec.address))
         for name, stats in each_source(list(spec.sources), one, concurrent=spec.executor == "ray"):
             rep.done(name, stats)
             print_stats(name, stats)
