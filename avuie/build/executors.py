@@ -37,8 +37,9 @@ def run_units(units: list[WorkUnit], job: UnitJob) -> None:
 
 
 def start(executor: str, workers: int, address: str | None) -> None:
-    """Connect to the executor's cluster now, from this (the main) thread, before builds run in threads: a Ray
-    instance started from another thread leaves its agent processes behind at exit."""
+    """Connect to the executor's cluster now, from this (the main) thread and before a build sets its signal
+    handlers: a Ray instance started from another thread leaves its agent processes behind at exit, and one
+    started later would replace the build's SIGTERM handler (which records the interruption) with its own."""
     if executor == "ray":
         from avuie.build.ray_executor import connect
 

@@ -145,4 +145,7 @@ def build_remote(
         notify(f"{source}: finished an earlier upload to {url} ({finished['uploaded']} files)")
     pull_for_build(fs, root, folder, source)
     stats = run(folder)
-    return {**stats, "upload": push(fs, root, folder)}
+    sent = push(fs, root, folder)
+    if notify:
+        notify(f"{source}: uploaded {sent['uploaded']} files to {url}, deleted {sent['deleted']} it replaced")
+    return {**stats, "upload": sent}

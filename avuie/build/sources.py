@@ -96,6 +96,7 @@ def _run(
     """Build `config` (a local output folder) with the reasoning engine its options make."""
     from avuie.build.pipeline import build
 
+    start(config.executor, config.workers, config.address)  # before build() sets its own signal handlers
     engine = make_engine(config.reasoning, Path(config.out), reasoning_opts)
     try:
         progress_text = getattr(engine, "progress_text", None)
