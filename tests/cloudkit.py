@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pyarrow.parquet as pq
 
 BUCKET = "avuie-test"
@@ -18,18 +19,25 @@ BUCKET = "avuie-test"
 
 @contextlib.contextmanager
 def moto_s3() -> Iterator[str]:
-    """A moto s3 server on 127.0.0.1 (a free port) with the bucket BUCKET; yields its endpoint URL."""
+    """A moto s3 server on 127.0.0.1 (a free port) holding only the empty bucket BUCKET; yields its URL."""
+    import s3fs
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    # fsspec reuses a filesystem instance per set of arguments, and the endpoint comes from the environment: an
+    # instance made for an earlier server would still point at it
+    s3fs.S3FileSystem.clear_instance_cache()
     try:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
+        # moto keeps its buckets in process-wide state: start from none (an earlier server may have left some)
+        httpx.post(f"{endpoint}/moto-api/reset", timeout=30).raise_for_status()
         s3(endpoint).mkdir(BUCKET)
         yield endpoint
     finally:
         server.stop()
+        s3fs.S3FileSystem.clear_instance_cache()
 
 
 def s3_env(endpoint: str, cache: Path) -> dict[str, str]:
