@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import httpx
-import pyarrow.parquet as pq
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 from typer.testing import CliRunner
@@ -235,4 +234,3 @@ def test_a_missing_remote_raw_root_is_a_clear_error(endpoint, env, tmp_path):
         app, ["build", "--source", "ave", "--raw", f"s3://{BUCKET}/nothing", "--out", str(tmp_path)]
     )
     assert result.exit_code == 2 and "nothing at s3://" in result.output
-    assert pq  # parquet reads go through tests.cloudkit
