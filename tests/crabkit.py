@@ -186,20 +186,29 @@ def sam2_prompt(predict: str, referring: bool = False) -> tuple[list[int] | None
     predict = predict.split("</s>", 1)[0]
     if referring and ("<answer>false</answer>" in predict or "<answer>true</answer>" not in predict):
         return None  # inference_ref_3.py:39-43
-    boxes = [[int(v) for v in m] for m in COORD.findall(predict) if m[2] and m[3]]
-    points = [[int(m[0]), int(m[1])] for m in COORD.findall(predict) if not (m[2] and m[3])]
+    found = COORD.findall(predict)
+    boxes = [[int(v) for v in m] for m in found if m[2] and m[3]]
+    points = [[int(m[0]), int(m[1])] for m in found if not (m[2] and m[3])][-3:]  # the last three points
     box = boxes[0] if boxes else None  # the first box
-    points = points[-3:]  # the last three points (inference_3.py:317-326, inference_ref_3.py:61-62)
-    return (box, points) if box is not None or len(points) >= 3 else None
+    if referring:  # inference_ref_3.py:45-67: a box, points, or both
+        return None if box is None and not points else (box, points)
+    if box is not None and points:  # inference_3.py:314-326: the box with up to three points
+        return box, points
+    return (None, points) if len(points) >= 3 else None  # three points without a box; else insufficient
 
 
-def valid_prompt(box: list[int] | None, points: list[list[int]], size: int = 224) -> bool:
-    """validate_coordinates (inference_3.py:62-74): box ordered and inside, points inside the 224 frame."""
+def valid_prompt(
+    box: list[int] | None, points: list[list[int]], size: int = 224, referring: bool = False
+) -> bool:
+    """validate_coordinates (inference_3.py:62-74, inference_ref_3.py:73-86): box ordered and inside the 224
+    frame, points inside it; inference_3 also needs a point, inference_ref_3 a box or a point."""
     if box and (
         box[0] < 0 or box[1] < 0 or box[2] >= size or box[3] >= size or box[0] >= box[2] or box[1] >= box[3]
     ):
         return False
-    return bool(points) and all(0 <= x < size and 0 <= y < size for x, y in points)
+    if not points and (not referring or box is None):
+        return False
+    return all(0 <= x < size and 0 <= y < size for x, y in points)
 
 
 def load_mask(path: str, size: int = 224) -> np.ndarray:

@@ -35,6 +35,7 @@ from avuie.schemas.wordings import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests import crabkit
 from tests.targetkit import any_target
 
 
@@ -128,9 +129,14 @@ def test_crab_sam2_reading_takes_the_first_box_and_the_last_three_points():
     like = SegmentationTarget(
         groups=[ObjectGroup(label="dog", box=(0, 0, 9, 9), points=[(1, 1)] * 3, mask="mask_0.png")]
     )
-    text = "dog [10,10,50,50] then [5,5] [20,20],[30,30] [40, 40] and [60,60,90,90]"
+    text = "dog [10,10,50,50] then [5,5] [20,20],[30,30] [40,40] and [60,60,90,90]"
     group = parse_answer(text, like=like, validate=False).groups[0]
     assert group.box == [10, 10, 50, 50] and group.points == [[20, 20], [30, 30], [40, 40]]
+    assert crabkit.sam2_prompt(text) == ([10, 10, 50, 50], [[20, 20], [30, 30], [40, 40]])
+    # Where we differ (docs/FIDELITY.md): Crab+'s regex skips a bracket with spaces, ours reads it.
+    spaced = text.replace("[40,40]", "[40, 40]")
+    assert parse_answer(spaced, like=like, validate=False).groups[0].points == [[20, 20], [30, 30], [40, 40]]
+    assert crabkit.sam2_prompt(spaced) == ([10, 10, 50, 50], [[5, 5], [20, 20], [30, 30]])
 
 
 def test_the_answer_that_comes_last_decides_the_style():

@@ -169,7 +169,7 @@ def test_a_perfect_prediction_prompts_sam2_inside_the_ground_truth(exported):
         ys, xs = np.nonzero(mask)
         assert box == [xs.min(), ys.min(), xs.max(), ys.max()], (task, e["sample_id"])
         assert len(points) == 3 and all(mask[y, x] for x, y in points)
-        assert crabkit.valid_prompt(box, points)
+        assert crabkit.valid_prompt(box, points, referring=task == "ref_avs")
 
 
 def _frame_count(mp4: Path) -> int:
