@@ -16,3 +16,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   python -m pip install -q -e ".[train,export,dev]"
   echo "$want" > "$stamp"
 fi
+# The oldest transformers the train extra supports (scripts/transformers-oldest.txt: the first release with
+# Qwen2.5-Omni, and the tokenizers / huggingface_hub it needs), as a --target overlay beside the venv's own
+# torch and newest transformers. tests/test_trainer_releases.py trains the tiny config under both ends.
+oldest=.venv/transformers-oldest
+want_oldest=$(sha256sum scripts/transformers-oldest.txt | cut -c1-16)
+if [ ! -f "$oldest/.stamp" ] || [ "$(cat "$oldest/.stamp")" != "$want_oldest" ]; then
+  rm -rf "$oldest"
+  python -m pip install -q --no-deps --target "$oldest" -r scripts/transformers-oldest.txt
+  echo "$want_oldest" > "$oldest/.stamp"
+fi

@@ -339,10 +339,18 @@ class StatefulLoader:
 
     batch_size None yields single items; otherwise batches from collate_samples. Extra keyword arguments go to
     torch.utils.data.DataLoader (persistent_workers is refused: epochs and resume points must reach workers).
+    Hook for consumers with their own batches (the trainer): `collate_fn` replaces collate_samples and
+    `batch_len(batch)` says how many stream items a batch it made holds (for the resume position).
     """
 
     def __init__(
-        self, dataset: AVStream, batch_size: int | None = None, num_workers: int = 0, **loader_kwargs
+        self,
+        dataset: AVStream,
+        batch_size: int | None = None,
+        num_workers: int = 0,
+        collate_fn=None,
+        batch_len=None,
+        **loader_kwargs,
     ):
         if loader_kwargs.get("persistent_workers"):
             raise ValueError(
@@ -351,6 +359,7 @@ class StatefulLoader:
         self.dataset, self.batch_size, self.num_workers = dataset, batch_size, num_workers
         self.loader_kwargs = loader_kwargs
         dataset.block_size = batch_size or 1  # the order is dealt in blocks of one batch
+        self.collate_fn, self.batch_len = collate_fn, batch_len or (lambda batch: len(batch["key"]))
         self._consumed = dataset._consumed
 
     def __iter__(self) -> Iterator:
@@ -362,11 +371,11 @@ class StatefulLoader:
             dataset,
             batch_size=self.batch_size,
             num_workers=self.num_workers,
-            collate_fn=collate_samples if self.batch_size else None,
+            collate_fn=self.collate_fn or (collate_samples if self.batch_size else None),
             **kwargs,
         )
         for output in loader:
-            self._consumed += len(output["key"]) if self.batch_size else 1
+            self._consumed += self.batch_len(output) if self.batch_size else 1
             yield output
 
     def worker_context(self) -> str | None:

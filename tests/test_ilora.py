@@ -9,10 +9,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from avuie.trainer.bundle import OMNI_MEDIA_TOKENS, build_offline_tokenizer, token_table  # noqa: E402
 from avuie.trainer.data import Collator  # noqa: E402
 from avuie.trainer.ilora import (  # noqa: E402
     ILoRAConfig,
     ILoRALinear,
+    adapter_names,
     ilora_state_dict,
     inject_ilora,
     iter_ilora_layers,
@@ -21,14 +23,9 @@ from avuie.trainer.ilora import (  # noqa: E402
     record_routing,
     save_ilora,
 )
-from avuie.trainer.models import (  # noqa: E402  # noqa: E402
-    OMNI_MEDIA_TOKENS,
-    OmniPrep,
-    build_offline_tokenizer,
-    omni_ilora_patterns,
-    tiny_omni_config,
-    token_table,
-)
+from avuie.trainer.omni import OmniPrep, tiny_omni_config  # noqa: E402
+from avuie.trainer.packing import NOT_MODEL_INPUTS, row_segments  # noqa: E402
+from avuie.trainer.placement import CRAB_PLUS  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +75,11 @@ def batch(tokenizer):
 
 
 def logits_of(model, inputs):
-    return model(**{k: v for k, v in inputs.items() if k != "labels"}, use_cache=False).logits
+    return model(**{k: v for k, v in inputs.items() if k not in NOT_MODEL_INPUTS}, use_cache=False).logits
 
 
 def crab_cfg(**kw):
-    base = dict(r=8, alpha=16, num_heads=3, dropout=0.0, target_modules=omni_ilora_patterns())
+    base = dict(r=8, alpha=16, num_heads=3, dropout=0.0, target_modules=CRAB_PLUS)
     return ILoRAConfig(**{**base, **kw})
 
 
@@ -90,10 +87,14 @@ def test_zero_b_equals_base_and_gradients_reach_every_part(tokenizer, batch):
     model = tiny_thinker(tokenizer)
     base = logits_of(model, batch)
     names = inject_ilora(model, crab_cfg())
-    assert any("language_model" in n and n.endswith("o_proj") for n in names)
-    assert any("audio_tower" in n and n.endswith("k_proj") for n in names)
-    assert any("visual.blocks" in n and n.endswith("mlp.up_proj") for n in names)
-    assert not any("visual" in n and "attn" in n for n in names)
+    canonical = sorted(adapter_names(model).values())
+    assert len(names) == len(canonical) == 2 * 7 + 2 * 3 + 2 * 3  # 2 blocks per tower in the tiny thinker
+    assert "llm.1.self_attn.o_proj" in canonical and "audio.0.self_attn.k_proj" in canonical
+    assert "vision.1.mlp.up_proj" in canonical
+    assert not any(n.startswith("vision") and "attn" in n for n in canonical)
+    assert any(
+        n.endswith("audio_tower.layers.0.self_attn.k_proj") for n in names
+    )  # module names of this release
     assert all(not p.requires_grad for n, p in model.named_parameters() if "lora_" not in n)
     assert torch.equal(logits_of(model, batch), base)
 
@@ -165,7 +166,7 @@ def test_batched_heads_equal_head_loop_and_gates_are_a_distribution():
     torch.testing.assert_close(g.sum(-1), torch.ones(3, 5))
     mask = torch.tensor([[1, 1, 1, 0, 0], [1] * 5, [1, 0, 0, 0, 0]])
     wrapper = torch.nn.Sequential(layer)
-    with record_routing(wrapper, mask) as rec:
+    with record_routing(wrapper, row_segments(mask)) as rec:
         wrapper(x)
     mean_gate, entropy = rec.per_sample()
     torch.testing.assert_close(mean_gate[2], g[2, 0])  # only the one valid token counts
@@ -198,9 +199,11 @@ def test_save_load_identical_outputs_and_crab_names(tokenizer, batch, tmp_path):
     assert torch.equal(logits_of(fresh, batch), want)
 
     # the released Crab code's names: lora_A, lora_B0..lora_B{H-1} ([out, r] each), lora_route, PEFT prefix
-    crab = {}
+    crab = {}  # written by the model code of the release it was trained with: module names, not canonical
+    canonical = {c: n for n, c in adapter_names(model).items()}
     for key, value in ilora_state_dict(model).items():
         mod, part = key.removesuffix(".weight").rsplit(".", 1)
+        mod = canonical[mod]
         if part == "lora_B":
             for h in range(value.shape[0]):
                 crab[f"base_model.model.{mod}.lora_B{h}.weight"] = value[h].clone()

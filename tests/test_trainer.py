@@ -209,13 +209,15 @@ def test_predict_writes_one_parseable_response_per_sample(overfit_run, data8, tm
     assert not failed, failed  # every response of the overfit model ends with a well-formed tagged answer
 
 
-def test_resume_matches_uninterrupted(data_mixed, tmp_path):
+@pytest.mark.parametrize("pack", [False, True])
+def test_resume_matches_uninterrupted(data_mixed, tmp_path, pack):
     over = {
         "train.max_steps": 6,
         "train.grad_accum": 2,
         "data.batch_size": 2,
         "ilora.dropout": 0.1,
         "train.save_every": 2,
+        "data.pack": pack,
     }
     full = train(tiny(**over), str(data_mixed), tmp_path / "full")
     train(tiny(**over, **{"train.stop_after": 3}), str(data_mixed), tmp_path / "cut")
@@ -348,7 +350,9 @@ def test_modular_paradigm_trains_saves_projectors_and_predicts(data_mixed, tmp_p
     saved = load_file(str(tmp_path / "mod/checkpoints/step_000002/adapter_model.safetensors"))
     proj = {k: v for k, v in saved.items() if k.startswith(("vision_proj.", "audio_proj."))}
     assert len(proj) == 8 and any(k.endswith("lora_route.weight") and k.startswith("llm.") for k in saved)
-    assert any(k.startswith("audio.layers.") for k in saved) and any(k.startswith("vision.") for k in saved)
+    assert any(k.startswith("audio.0.self_attn") for k in saved) and any(
+        k.startswith("vision.") for k in saved
+    )
     bundle, _ = load_run(tmp_path / "mod")
     state = bundle.model.state_dict()
     for k, v in proj.items():

@@ -10,7 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from avuie.trainer.config import load_config, shipped_configs  # noqa: E402
+from avuie.trainer.bundle import build_offline_tokenizer  # noqa: E402
+from avuie.trainer.config import DataConfig, load_config, shipped_configs  # noqa: E402
 from avuie.trainer.media import (  # noqa: E402
     CLIP_MEAN,
     CLIP_STD,
@@ -20,7 +21,13 @@ from avuie.trainer.media import (  # noqa: E402
     qwen_patchify,
     seconds_per_frame,  # noqa: E402
 )
-from avuie.trainer.models import build_bundle, build_offline_tokenizer, tiny_omni_config  # noqa: E402
+from avuie.trainer.models import build_bundle  # noqa: E402
+from avuie.trainer.omni import tiny_omni_config  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from avuie.cli import app  # noqa: E402
+
+runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -118,19 +125,42 @@ def test_audio_features_and_token_counts():
 def test_configs(tmp_path):
     assert {"crab_plus_omni7b", "modular", "tiny"} <= set(shipped_configs())
     crab = load_config("crab_plus_omni7b", ["model.path=/models/omni", "train.max_steps=7"])
-    assert crab["model"]["path"] == "/models/omni" and crab["train"]["max_steps"] == 7
-    assert crab["ilora"] == {"r": 128, "alpha": 256, "num_heads": 3, "dropout": 0.1, "target_modules": None}
-    assert crab["model"]["dtype"] == "bfloat16"
+    assert crab.model.path == "/models/omni" and crab["train"].max_steps == 7
+    assert crab.ilora.model_dump() == {
+        "r": 128,
+        "alpha": 256,
+        "num_heads": 3,
+        "dropout": 0.1,
+        "target_modules": None,
+    }
+    assert crab.model.dtype == "bfloat16"
     path = tmp_path / "mine.yaml"
     path.write_text("model: {paradigm: omni, tiny: true}\ntrain: {max_steps: 3}\n")
-    assert load_config(path)["train"]["max_steps"] == 3 and load_config(path)["data"] == {}
+    assert load_config(path).train.max_steps == 3 and load_config(path).data == DataConfig()
     with pytest.raises(FileNotFoundError, match="tiny"):
         load_config("nonexistent")
     path.write_text("modle: {}\n")
-    with pytest.raises(ValueError, match="unknown sections"):
+    with pytest.raises(ValueError, match="modle: unknown key"):
         load_config(path)
     with pytest.raises(ValueError, match="section.key=value"):
         load_config("tiny", ["novalue"])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.lrr=0.1", "train.lrr: unknown key"),
+        ("train.max_steps=lots", "train.max_steps: "),
+        ("data.mix_by=shard", "data.mix_by: "),
+        ("ilora.r=0", "ilora.r: "),
+        ("train.betas=[0.9]", "train.betas"),
+    ],
+)
+def test_config_errors_name_the_key(override, message):
+    with pytest.raises(ValueError, match=message.replace(".", r"\.")):
+        load_config("tiny", [override])
+    result = runner.invoke(app, ["train", "--config", "tiny", "--data", ".", "--out", "x", "--set", override])
+    assert result.exit_code == 2 and message.split(":")[0] in result.output
 
 
 def test_audio_windows_select_what_crab_plus_hears():

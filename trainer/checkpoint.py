@@ -59,6 +59,7 @@ def save_checkpoint(
     keep: int,
     extra_prefixes=(),
     schedule: dict | None = None,
+    names: dict[str, str] | None = None,
 ) -> None:
     """Write checkpoints/step_XXXXXX and point `latest` at it; keep the `keep` newest checkpoints.
 
@@ -66,6 +67,8 @@ def save_checkpoint(
 
     `model` may be wrapped (DDP/FSDP); its trainable tensors are saved: I-LoRA weights plus those whose names
     start with `extra_prefixes` (the modular projectors). `source` is the BatchSource (its state_dict is saved).
+    `names` ({module name: canonical name}, ilora.adapter_names) renames the adapter tensors, so that the
+    adapter loads under other transformers releases.
     """
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
 
@@ -79,7 +82,12 @@ def save_checkpoint(
     barrier(d)
     torch.save({"rng": rng_state(), "loader": source.state_dict()}, tmp / f"rank{d.rank}.pt")
     if d.main:
-        adapter = {k + ".weight": v for k, v in model_sd.items() if k.rpartition(".")[2].startswith("lora_")}
+        names = names or {}
+        adapter = {}
+        for key, value in model_sd.items():
+            module, _, part = key.rpartition(".")
+            if part.startswith("lora_"):
+                adapter[f"{names.get(module, module)}.{part}.weight"] = value
         extra = {k: v for k, v in model_sd.items() if k.startswith(tuple(extra_prefixes))}
         write_adapter({**adapter, **extra}, tmp, ilora)
         torch.save(
@@ -109,8 +117,10 @@ def latest_checkpoint(run: Path) -> Path | None:
     return run / CKPT_DIR / pointer.read_text().strip() if pointer.exists() else None
 
 
-def load_checkpoint(folder: Path, model, optimizer, scheduler, source, d: Dist) -> tuple[int, dict | None]:
-    """Restore adapter, optimizer, scheduler, RNG and loader state.
+def load_checkpoint(
+    folder: Path, model, optimizer, scheduler, source, d: Dist, names: dict[str, str] | None = None
+) -> tuple[int, dict | None]:
+    """Restore adapter, optimizer, scheduler, RNG and loader state (`names` as for save_checkpoint).
 
     Returns (the step to continue from, the schedule saved with it or None for older checkpoints). The
     optimizer's learning rates are those of the saved schedule: the recipe recomputes them for its own.
@@ -124,7 +134,13 @@ def load_checkpoint(folder: Path, model, optimizer, scheduler, source, d: Dist) 
             f"{folder} was written by {state['world']} ranks; resume with the same number ({d.world})"
         )
     tensors = load_file(str(folder / "adapter_model.safetensors"))
-    model_sd = {k.removesuffix(".weight") if ".lora_" in k else k: v for k, v in tensors.items()}
+    module_of = {canonical: module for module, canonical in (names or {}).items()}
+    model_sd = {}
+    for key, value in tensors.items():
+        if ".lora_" in key:
+            module, _, part = key.removesuffix(".weight").rpartition(".")
+            key = f"{module_of.get(module, module)}.{part}"
+        model_sd[key] = value
     opts = StateDictOptions(full_state_dict=True, strict=False)
     set_state_dict(
         model, optimizer, model_state_dict=model_sd, optim_state_dict=state["optimizer"], options=opts

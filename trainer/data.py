@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from .packing import pack_examples, row_segments
+
 MARKER = re.compile(r"<(video|audio|image)>")
 MARKER_KIND = {"video": "video_frames", "audio": "audio", "image": "image"}
 IGNORE = -100
@@ -51,6 +53,7 @@ class Collator:
     `train=True`: prompt + response, right padding, labels; a sample whose prompt does not fit `max_length` is
     left out of the inputs and its meta entry says `"skipped": "too_long"` (inputs is None when all are).
     `train=False`: prompt only, left padding; a prompt that does not fit raises PromptTooLong.
+    `pack=True` (training): the samples share rows up to max_length (see trainer/packing.py).
     """
 
     tokenizer: Any
@@ -59,6 +62,7 @@ class Collator:
     system_prompt: str = ""
     max_length: int = 4096
     train: bool = True
+    pack: bool = False
 
     def __call__(self, items: list[dict]) -> tuple[dict[str, torch.Tensor] | None, list[dict]]:
         examples, skipped = [], []
@@ -71,6 +75,10 @@ class Collator:
                 skipped.append({**_meta(item["sample"]), "skipped": "too_long"})
         if not examples:
             return None, skipped
+        if self.pack and self.train:
+            inputs = pack_examples(examples, self.tokenizer.pad_token_id, IGNORE, self.max_length)
+            inputs.update(self.prep.batch([p for e in examples for p in e.payloads]))
+            return inputs, [e.meta for e in examples] + skipped
         inputs, meta = collate(examples, self.tokenizer.pad_token_id, self.prep, left_pad=not self.train)
         return inputs, meta + skipped
 
@@ -123,7 +131,7 @@ class Collator:
 def collate(
     examples: list[Example], pad_id: int, prep: Any, left_pad: bool = False
 ) -> tuple[dict[str, torch.Tensor], list[dict]]:
-    """Pad a list of Examples into input_ids / attention_mask / labels [B, T] plus the media kwargs of `prep`."""
+    """Pad a list of Examples into input_ids / attention_mask / labels / segments [B, T] plus `prep`'s media kwargs."""
     if not examples:
         raise ValueError("cannot collate an empty batch")
     width = max(len(e.input_ids) for e in examples)
@@ -136,7 +144,7 @@ def collate(
         ids[i, sl] = torch.tensor(e.input_ids)
         labels[i, sl] = torch.tensor(e.labels)
         mask[i, sl] = 1
-    inputs = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    inputs = {"input_ids": ids, "attention_mask": mask, "labels": labels, "segments": row_segments(mask)}
     inputs.update(prep.batch([p for e in examples for p in e.payloads]))
     return inputs, [e.meta for e in examples]
 

@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .placement import find_towers, foreign_to_canonical, select_targets
+
 ADAPTER_FILE = "adapter_model.safetensors"
 CONFIG_FILE = "ilora_config.json"
 _CRAB_B = re.compile(r"^(?P<mod>.+)\.lora_B(?P<head>\d+)\.weight$")
@@ -65,34 +67,42 @@ class ILoRAConfig:
 class RoutingRecorder:
     """Collects per-sample router statistics of the layers that see [batch, tokens, features] inputs.
 
-    `mask` is the [batch, tokens] attention mask of the LLM input; only layers whose input matches it are
-    recorded (the LLM layers). After a forward pass, `per_sample()` gives the mean gate per head [batch, H]
-    and the mean gate entropy [batch], averaged over valid tokens and recorded layers.
+    `segments` [batch, tokens] gives the sample each position belongs to (-1: padding; a packed row holds
+    several samples, an unpacked batch has sample n in row n), `samples` how many samples there are. Only
+    layers whose input matches its shape are recorded (the LLM layers). Everything stays on the device (no
+    synchronisation inside the step); `per_sample()` gives the mean gate per head [samples, H] and the mean
+    gate entropy [samples], averaged over each sample's tokens and the recorded layers.
     """
 
-    def __init__(self, mask: torch.Tensor):
-        self.mask = mask.float()
+    def __init__(self, segments: torch.Tensor, samples: int | None = None):
+        self.shape = segments.shape
+        self.samples = segments.shape[0] if samples is None else samples
+        self.index = torch.where(segments >= 0, segments, self.samples).reshape(-1)  # padding -> spare row
         self.gate_sum: torch.Tensor | None = None
         self.entropy_sum: torch.Tensor | None = None
         self.layers = 0
 
+    def _per_sample(self, values: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(self.samples + 1, *values.shape[1:], dtype=values.dtype, device=values.device)
+        return out.index_add_(0, self.index.to(values.device), values)[: self.samples]
+
     def add(self, gates: torch.Tensor) -> None:
-        """Record the [batch, tokens, H] gates of one layer (ignored when the shape does not match the mask)."""
-        if gates.dim() != 3 or gates.shape[:2] != self.mask.shape:
+        """Record the [batch, tokens, H] gates of one layer (ignored when the shape does not match)."""
+        if gates.dim() != 3 or gates.shape[:2] != self.shape:
             return
-        g = gates.detach().float()
-        m = self.mask.to(g.device)
+        g = gates.detach().float().reshape(-1, gates.shape[-1])
         ent = -(g * g.clamp_min(1e-12).log()).sum(-1)
-        gs, es = (g * m[..., None]).sum(1), (ent * m).sum(1)
+        gs, es = self._per_sample(g), self._per_sample(ent)
         self.gate_sum = gs if self.gate_sum is None else self.gate_sum + gs
         self.entropy_sum = es if self.entropy_sum is None else self.entropy_sum + es
         self.layers += 1
 
     def per_sample(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(mean gate per head [batch, H], mean entropy [batch]) or None when nothing was recorded."""
+        """(mean gate per head [samples, H], mean entropy [samples]) or None when nothing was recorded."""
         if self.gate_sum is None:
             return None
-        denom = (self.mask.sum(1).clamp_min(1.0) * self.layers).to(self.gate_sum.device)
+        ones = torch.ones(self.index.numel(), device=self.gate_sum.device)
+        denom = self._per_sample(ones).clamp_min(1.0) * self.layers
         return self.gate_sum / denom[:, None], self.entropy_sum / denom
 
 
@@ -177,38 +187,46 @@ def iter_ilora_layers(model: nn.Module) -> Iterator[tuple[str, ILoRALinear]]:
 
 
 def inject_ilora(model: nn.Module, config: ILoRAConfig, freeze_base: bool = True) -> list[str]:
-    """Replace every `nn.Linear` whose name fullmatches a pattern of `config.target_modules` by an ILoRALinear.
+    """Replace every `nn.Linear` whose module name or canonical name (see trainer/placement.py) fullmatches a
+    pattern of `config.target_modules` by an ILoRALinear.
 
     Freezes all other parameters when `freeze_base`. Returns the adapted module names; raises ValueError when
     no module matches (a typo in the patterns should not train nothing silently).
     """
-    patterns = [re.compile(p) for p in config.target_modules]
-    if not patterns:
+    if not config.target_modules:
         raise ValueError("ILoRAConfig.target_modules is empty: give regexes of the nn.Linear names to adapt")
     if freeze_base:
         for p in model.parameters():
             p.requires_grad_(False)
-    targets = [
-        name
-        for name, module in model.named_modules()
-        if isinstance(module, nn.Linear) and any(p.fullmatch(name) for p in patterns)
-    ]
+    targets = select_targets(model, config.target_modules)
     if not targets:
-        raise ValueError(f"no nn.Linear module matches {config.target_modules}")
-    for name in targets:
+        towers = ", ".join(f"{t.kind} at {t.blocks}" for t in find_towers(model).values()) or "none found"
+        raise ValueError(
+            f"no nn.Linear module matches {config.target_modules} (by module name or canonical name "
+            f"<tower>.<block>.<name>; towers: {towers})"
+        )
+    for name, canonical in targets:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         base = getattr(parent, child)
-        setattr(parent, child, ILoRALinear(base, config.r, config.alpha, config.num_heads, config.dropout))
-    return targets
+        layer = ILoRALinear(base, config.r, config.alpha, config.num_heads, config.dropout)
+        layer.canonical_name = canonical
+        setattr(parent, child, layer)
+    return [name for name, _ in targets]
+
+
+def adapter_names(model: nn.Module) -> dict[str, str]:
+    """{module name: name in adapter files} of every I-LoRA layer (the canonical name where there is one)."""
+    return {name: getattr(layer, "canonical_name", name) for name, layer in iter_ilora_layers(model)}
 
 
 def ilora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Adapter-only tensors: `<module>.lora_A.weight` [r,in], `.lora_B.weight` [H,out,r], `.lora_route.weight`."""
+    """Adapter-only tensors under canonical names: `<name>.lora_A.weight` [r,in], `.lora_B.weight` [H,out,r], `.lora_route.weight`."""
     out: dict[str, torch.Tensor] = {}
+    names = adapter_names(model)
     for name, layer in iter_ilora_layers(model):
         for part in ("lora_A", "lora_B", "lora_route"):
-            out[f"{name}.{part}.weight"] = getattr(layer, part).detach().cpu().contiguous()
+            out[f"{names[name]}.{part}.weight"] = getattr(layer, part).detach().cpu().contiguous()
     return out
 
 
@@ -252,15 +270,28 @@ def convert_crab_names(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     return out
 
 
-def _align_names(tensors: dict[str, torch.Tensor], wanted: set[str]) -> dict[str, torch.Tensor]:
-    """Match saved names to the model's when they differ by a leading prefix (e.g. `model.` or `thinker.`)."""
+def _align_names(tensors: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Rename saved tensors to `<canonical name>.<part>.weight` of this model's layers.
+
+    Accepts canonical names, this model's module names, another release's module names (their tower and block
+    are read from the name) and names that differ by a leading prefix (e.g. `model.` or `thinker.`).
+    """
+    names = adapter_names(model)
+    wanted = set(names.values())
+    towers = find_towers(model)
     out = {}
     for key, value in tensors.items():
-        if key in wanted:
-            out[key] = value
-            continue
-        hits = [w for w in wanted if w.endswith("." + key) or key.endswith("." + w)]
-        out[hits[0] if len(hits) == 1 else key] = value
+        module, _, part = key.removesuffix(".weight").rpartition(".")
+        guess = [
+            names.get(module),
+            module if module in wanted else None,
+            foreign_to_canonical(module, towers),
+        ]
+        hit = next((g for g in guess if g in wanted), None)
+        if hit is None:
+            tails = [w for w in wanted if w.endswith("." + module) or module.endswith("." + w)]
+            hit = tails[0] if len(tails) == 1 else None
+        out[f"{hit}.{part}.weight" if hit else key] = value
     return out
 
 
@@ -269,12 +300,13 @@ def load_ilora_tensors(model: nn.Module, tensors: dict[str, torch.Tensor], stric
 
     With `strict`, every I-LoRA layer of the model must receive A, B and the router, with matching shapes.
     """
+    names = adapter_names(model)
     own = {
-        f"{n}.{p}.weight": getattr(layer, p)
+        f"{names[n]}.{p}.weight": getattr(layer, p)
         for n, layer in iter_ilora_layers(model)
         for p in ("lora_A", "lora_B", "lora_route")
     }
-    tensors = _align_names(convert_crab_names(tensors), set(own))
+    tensors = _align_names(convert_crab_names(tensors), model)
     missing = sorted(set(own) - set(tensors))
     if strict and missing:
         raise ValueError(f"adapter lacks {len(missing)} tensors, e.g. {missing[:3]}")
@@ -317,10 +349,12 @@ def read_ilora_config(folder: str | Path) -> ILoRAConfig:
 
 
 @contextmanager
-def record_routing(model: nn.Module, mask: torch.Tensor, prefix: str = "") -> Iterator[RoutingRecorder]:
+def record_routing(
+    model: nn.Module, segments: torch.Tensor, prefix: str = "", samples: int | None = None
+) -> Iterator[RoutingRecorder]:
     """Within the block, the I-LoRA layers whose names start with `prefix` (e.g. the LLM's) report their gates
-    to one RoutingRecorder built on the [batch, tokens] `mask`."""
-    recorder = RoutingRecorder(mask)
+    to one RoutingRecorder built on the [batch, tokens] `segments` (see RoutingRecorder)."""
+    recorder = RoutingRecorder(segments, samples)
     layers = [layer for name, layer in iter_ilora_layers(model) if name.startswith(prefix)]
     for layer in layers:
         layer.recorder = recorder

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .bundle import CHATML, MODULAR_MEDIA_TOKENS, Bundle, build_offline_tokenizer, load_tokenizer, token_table
+from .compat import dtype_kwargs
 from .media import (
     CLIP_MEAN,
     CLIP_STD,
@@ -27,7 +29,7 @@ from .media import (
     resize_frames,
     select_windows,
 )
-from .models import CHATML, MODULAR_MEDIA_TOKENS, Bundle, build_offline_tokenizer, load_tokenizer, token_table
+from .placement import MODULAR
 
 
 def projector(d_in: int, d_out: int) -> nn.Sequential:
@@ -143,9 +145,9 @@ def _load_vision(path: str, dtype):
 
     kind = AutoConfig.from_pretrained(path).model_type
     if kind in ("clip", "clip_vision_model"):
-        return CLIPVisionModel.from_pretrained(path, dtype=dtype), (CLIP_MEAN, CLIP_STD)
+        return CLIPVisionModel.from_pretrained(path, **dtype_kwargs(dtype)), (CLIP_MEAN, CLIP_STD)
     if kind in ("siglip", "siglip_vision_model"):
-        return SiglipVisionModel.from_pretrained(path, dtype=dtype), (SIGLIP_MEAN, SIGLIP_STD)
+        return SiglipVisionModel.from_pretrained(path, **dtype_kwargs(dtype)), (SIGLIP_MEAN, SIGLIP_STD)
     raise ValueError(f"{path}: vision encoder must be CLIP or SigLIP, got model_type {kind!r}")
 
 
@@ -153,7 +155,7 @@ def _load_audio(path: str, dtype):
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
     mapping = {r"^model\.encoder\.": "", r"^encoder\.": ""}  # a full Whisper checkpoint or a saved encoder
-    return WhisperEncoder.from_pretrained(path, dtype=dtype, key_mapping=mapping)
+    return WhisperEncoder.from_pretrained(path, key_mapping=mapping, **dtype_kwargs(dtype))
 
 
 def make_tiny_modular(cfg: dict, run_dir: Path | None, seed: int) -> dict:
@@ -215,16 +217,6 @@ def make_tiny_modular(cfg: dict, run_dir: Path | None, seed: int) -> dict:
     return out
 
 
-def modular_ilora_patterns() -> list[str]:
-    """I-LoRA on the LLM's attention and MLP, the Whisper encoder's q,k,v and the vision encoder's MLP."""
-    return [
-        r"llm\.model\.layers\.\d+\.self_attn\.(q|k|v|o)_proj",
-        r"llm\.model\.layers\.\d+\.mlp\.(gate|up|down)_proj",
-        r"audio\.layers\.\d+\.self_attn\.(q|k|v)_proj",
-        r"vision\.(vision_model\.)?encoder\.layers\.\d+\.mlp\.(fc1|fc2)",
-    ]
-
-
 def build_modular_bundle(cfg: dict, run_dir: Path | None, seed: int, dtype) -> tuple[Bundle, dict]:
     """Load the modular parts from local folders (or build tiny ones), add the media tokens, attach projectors."""
     from transformers import AutoModelForCausalLM
@@ -236,7 +228,7 @@ def build_modular_bundle(cfg: dict, run_dir: Path | None, seed: int, dtype) -> t
             raise ValueError(f"model.{part} (a local folder) is required for the modular paradigm")
     specials = list(CHATML[:2]) + [t for trio in MODULAR_MEDIA_TOKENS.values() for t in trio]
     tokenizer = load_tokenizer(cfg.get("tokenizer") or cfg["llm"], extra_special=specials)
-    llm = AutoModelForCausalLM.from_pretrained(cfg["llm"], dtype=dtype)
+    llm = AutoModelForCausalLM.from_pretrained(cfg["llm"], **dtype_kwargs(dtype))
     if len(tokenizer) > llm.get_input_embeddings().num_embeddings:
         llm.resize_token_embeddings(len(tokenizer))
     vision, (mean, std) = _load_vision(cfg["vision"], dtype)
@@ -267,7 +259,6 @@ def build_modular_bundle(cfg: dict, run_dir: Path | None, seed: int, dtype) -> t
         prep,
         ids,
         system,
-        modular_ilora_patterns(),
+        list(MODULAR),
         ("vision_proj.", "audio_proj."),
-        "llm.",
     ), cfg

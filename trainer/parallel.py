@@ -10,7 +10,6 @@ missing gradient counting as zero. DDP runs with find_unused_parameters for the 
 
 from __future__ import annotations
 
-import math
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -123,27 +122,31 @@ class Parallel:
             offset += n
 
 
-def clip_gradients(params: list[torch.Tensor], max_norm: float, d: Dist) -> float:
+def clip_gradients(params: list[torch.Tensor], max_norm: float, d: Dist) -> torch.Tensor:
     """Scale gradients so their global L2 norm is at most max_norm (<= 0: no clipping); returns the norm.
 
-    Works with plain tensors (single/DDP: identical on every rank) and FSDP2 DTensor shards (their squared
-    norms are summed over ranks with one all-reduce).
+    The norm stays a device tensor (no synchronisation: read it when logging). Works with plain tensors
+    (single/DDP: identical on every rank) and FSDP2 DTensor shards (their squared norms are summed over ranks
+    with one all-reduce).
     """
     from torch.distributed.tensor import DTensor
 
-    sharded = torch.zeros((), dtype=torch.float64, device=d.device)
-    plain = torch.zeros((), dtype=torch.float64, device=d.device)
     grads = [p.grad for p in params if p.grad is not None]
-    for g in grads:
-        if isinstance(g, DTensor):
-            sharded += g.to_local().double().pow(2).sum()
-        else:
-            plain += g.double().pow(2).sum()
-    if d.world > 1 and any(isinstance(g, DTensor) for g in grads):
+    plain = [g for g in grads if not isinstance(g, DTensor)]
+    local = [g.to_local() for g in grads if isinstance(g, DTensor)]
+
+    def squares(tensors: list[torch.Tensor]) -> torch.Tensor:
+        if not tensors:
+            return torch.zeros((), dtype=torch.float64, device=d.device)
+        return torch.stack(torch._foreach_norm(tensors)).double().pow(2).sum().to(d.device)
+
+    sharded = squares(local)
+    if d.world > 1 and local:
         dist.all_reduce(sharded)
-    norm = math.sqrt(float(sharded + plain))
-    if max_norm > 0 and norm > max_norm:
-        scale = max_norm / (norm + 1e-6)
-        for g in grads:
-            g.mul_(scale)
+    norm = (sharded + squares(plain)).sqrt()
+    if max_norm > 0 and grads:
+        scale = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+        tensors = plain + local
+        for dtype in {t.dtype for t in tensors}:
+            torch._foreach_mul_([t for t in tensors if t.dtype == dtype], scale.to(dtype))
     return norm

@@ -64,7 +64,7 @@ def train(
     except (FileNotFoundError, ValueError) as error:
         raise typer.BadParameter(str(error), param_hint="--config/--set") from error
     if token:
-        cfg["data"]["token"] = token
+        cfg.data.token = token
     from avuie.trainer.recipe import train as run_recipe
 
     try:
@@ -117,8 +117,9 @@ def predict(
         help="Served model setting key=value (timeout, refresh, temperature, max_frames...).",
     ),
 ) -> None:
-    """Generate a response for every sample of a split with a trained run (batched, left padding, greedy), or
-    with a model served behind an OpenAI-compatible endpoint (--base-url URL --model NAME; no torch needed)."""
+    """Generate a response for every sample of a split with a trained run (batched, left padding, greedy, KV
+    cache, bf16 on a GPU; prints the count and tokens/s), or with a model served behind an OpenAI-compatible
+    endpoint (--base-url URL --model NAME; no torch needed)."""
     split = list(split) if split else list(TEST_SPLITS)
     if base_url is not None or model is not None:  # served model: dispatched before anything imports torch
         from avuie.cli.predict_served import predict_served_cmd
@@ -129,9 +130,12 @@ def predict(
     from avuie.trainer.predict import predict as run_predict
 
     try:
-        n = run_predict(
+        done = run_predict(
             run, data, split, to, batch_size, max_new_tokens, limit, checkpoint, max_length, token
         )
     except (FileNotFoundError, ValueError) as error:
         raise fail(error) from error
-    typer.echo(f"wrote {n} predictions to {to}")
+    typer.echo(
+        f"wrote {done['written']} predictions to {to} ({done['new_tokens']} new tokens in "
+        f"{done['seconds']:.1f} s, {done['tokens_per_s']:.1f} tokens/s)"
+    )
