@@ -411,3 +411,28 @@ def test_predict_covers_every_test_split_by_default(overfit_run, tmp_path):
     cli("predict", "--run", str(overfit_run), "--data", str(tmp_path / "ref_avs"), "--to", str(one),
         "--split", "test_n", "--max-new-tokens", "2")  # fmt: skip
     assert len(one.read_text().splitlines()) == tests["test_n"]
+
+
+def test_validation_loss_and_tensorboard(data_mixed, tmp_path, monkeypatch):
+    over = {"train.max_steps": 4, "train.eval_every": 2, "data.eval_split": "test", "train.tensorboard": True}
+    lines = train(tiny(**over), str(data_mixed), tmp_path / "run")
+    val = [x for x in read_log(tmp_path / "run") if "val_loss" in x]
+    assert [x["step"] for x in val] == [2, 4] and all(math.isfinite(x["val_loss"]) for x in val)
+    assert val[1]["val_loss"] < val[0]["val_loss"]  # the held-out loss moves with training
+    assert len(lines) == 6 and list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    with pytest.raises(ValueError, match="data.eval_split"):
+        train(tiny(**{"train.eval_every": 2}), str(data_mixed), tmp_path / "noval")
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *args, **kwargs):
+        if name.startswith(("torch.utils.tensorboard", "tensorboard")):
+            raise ImportError("No module named 'tensorboard'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    result = runner.invoke(app, ["train", "--config", "tiny", "--data", str(data_mixed), "--out",
+                                 str(tmp_path / "tb"), "--set", "train.tensorboard=true"])  # fmt: skip
+    assert result.exit_code == 2 and "pip install tensorboard" in result.output
+    assert not (tmp_path / "tb").exists()  # nothing written before the error

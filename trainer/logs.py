@@ -17,13 +17,13 @@ TB_MISSING = (
 )
 
 
-def tensorboard_writer(run: Path):
-    """A torch SummaryWriter on RUN/tensorboard; raises ValueError (TB_MISSING) when tensorboard is missing."""
+def summary_writer_class():
+    """torch's SummaryWriter; raises ValueError (TB_MISSING) when tensorboard is not installed."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as error:
         raise ValueError(TB_MISSING) from error
-    return SummaryWriter(log_dir=str(run / TB_DIR))
+    return SummaryWriter
 
 
 class RunLog:
@@ -31,7 +31,7 @@ class RunLog:
 
     def __init__(self, run: Path, tensorboard: bool = False):
         self.path = Path(run) / LOG_FILE
-        self.writer = tensorboard_writer(Path(run)) if tensorboard else None
+        self.writer = summary_writer_class()(log_dir=str(Path(run) / TB_DIR)) if tensorboard else None
 
     def write(self, line: dict) -> None:
         """Append one line; its numbers (loss, lr, ..., router gates per source) go to TensorBoard too."""

@@ -36,7 +36,7 @@ from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, see
 from .config import Config, validate_config
 from .data import Collator, data_source, open_stream
 from .ilora import ILoRAConfig, adapter_names, inject_ilora, record_routing, trainable_parameter_count
-from .logs import Bar, RunLog, read_log  # noqa: F401  (read_log: the public way to read a run's log)
+from .logs import Bar, RunLog, read_log, summary_writer_class  # noqa: F401  (read_log: the public way to read a run's log)
 from .models import build_bundle
 from .parallel import Dist, Parallel, barrier, clip_gradients, setup_distributed
 from .schedule import apply_schedule, cosine_with_warmup, old_schedule, schedule_change
@@ -96,6 +96,8 @@ class Recipe:
                 f"({recorded}); resuming anyway, but the loader position saved in the checkpoint refers to "
                 "the recorded data"
             )
+        if self.tcfg.tensorboard:
+            summary_writer_class()  # a missing tensorboard is an error before anything is written
         if d.main:
             self.run.mkdir(parents=True, exist_ok=True)
         self.log = RunLog(self.run, self.tcfg.tensorboard) if d.main else None
