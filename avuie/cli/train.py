@@ -26,9 +26,10 @@ def fail(error: Exception) -> typer.Exit:
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `train` and `predict` commands to the app."""
+    """Add the `train`, `predict` and `adapter export` commands to the app."""
     app.command("train")(train)
     app.command("predict")(predict)
+    app.add_typer(adapter_app, name="adapter")
 
 
 def train(
@@ -139,3 +140,39 @@ def predict(
         f"wrote {done['written']} predictions to {to} ({done['new_tokens']} new tokens in "
         f"{done['seconds']:.1f} s, {done['tokens_per_s']:.1f} tokens/s)"
     )
+
+
+adapter_app = typer.Typer(help="Adapters of trained runs.", no_args_is_help=True)
+
+
+@adapter_app.command("export")
+def adapter_export(
+    run: Path = typer.Argument(..., help="A run folder written by `avuie train`."),
+    to: Path = typer.Option(..., "--to", help="Output folder."),
+    fmt: str = typer.Option(
+        "peft", "--format", help="peft (a peft LoRA) or ilora (our format + LOADING.md)."
+    ),
+    head: int | None = typer.Option(None, "--head", help="H>1 as peft: export head K's B alone."),
+    average: bool = typer.Option(False, "--average", help="H>1 as peft: export the mean of the heads' B."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Default: the run's latest."),
+) -> None:
+    """Export a run's adapter: as a peft LoRA that `PeftModel.from_pretrained` loads (exact for one head), or in
+    our format with a loader snippet. A several-head adapter is no peft LoRA (its router mixes the heads per
+    token): it is written in our format unless --head or --average picks an approximation."""
+    from avuie.trainer.export import NotALoRA, export_ilora, export_peft
+
+    if fmt not in ("peft", "ilora"):
+        raise typer.BadParameter("must be peft or ilora", param_hint="--format")
+    try:
+        if fmt == "peft":
+            try:
+                done = export_peft(run, to, checkpoint, head, average)
+            except NotALoRA as why:
+                typer.echo(f"not a peft LoRA: {why}; writing the I-LoRA format instead", err=True)
+                done = export_ilora(run, to, checkpoint)
+        else:
+            done = export_ilora(run, to, checkpoint)
+    except (FileNotFoundError, ValueError) as error:
+        raise fail(error) from error
+    what = "exact" if done["exact"] else f"approximate: {done['b']}"
+    typer.echo(f"wrote a {done['format']} adapter ({done['heads']} head(s), {what}) to {to}")
