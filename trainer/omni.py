@@ -36,52 +36,22 @@ OMNI_SYSTEM = (
 )
 
 
-def tiny_omni_config(tokenizer, hidden: int = 64, layers: int = 2, init_range: float = 0.2):
-    """A Qwen2_5OmniThinkerConfig with ~hidden-wide, 2-layer text/vision/audio towers and the tokenizer's ids.
+def thinker_config(tokenizer, text: dict, vision: dict, audio: dict, init_range: float = 0.02):
+    """A Qwen2_5OmniThinkerConfig of the given tower shapes, with the tokenizer's media token ids.
 
-    `init_range` is larger than the usual 0.02 so that a frozen random lm_head can express confident outputs
-    (an adapter alone could not otherwise move a tiny random model far from uniform predictions).
+    `text` needs hidden_size, num_attention_heads (the rotary sections follow from the head width) and may set
+    vocab_size (default: the tokenizer's size); `vision` and `audio` are the towers' config keywords.
     """
     from transformers import Qwen2_5OmniThinkerConfig
 
     ids = token_table(tokenizer, OMNI_MEDIA_TOKENS)
-    heads = 4
-    head_dim = hidden // heads
-    q = head_dim // 2
+    q = text["hidden_size"] // text["num_attention_heads"] // 2
+    text = {"vocab_size": len(tokenizer), "max_position_embeddings": 32768, **text}
     return Qwen2_5OmniThinkerConfig(
-        text_config=dict(
-            vocab_size=len(tokenizer),
-            hidden_size=hidden,
-            intermediate_size=2 * hidden,
-            num_hidden_layers=layers,
-            num_attention_heads=heads,
-            num_key_value_heads=2,
-            max_position_embeddings=8192,
-            initializer_range=init_range,
-            **rope_kwargs(1e6, [q // 4, q * 3 // 8, q - q // 4 - q * 3 // 8]),
-        ),
-        vision_config=dict(
-            depth=layers,
-            hidden_size=hidden // 2,
-            intermediate_size=hidden,
-            num_heads=2,
-            out_hidden_size=hidden,
-            patch_size=14,
-            spatial_merge_size=2,
-            temporal_patch_size=2,
-            window_size=56,
-            fullatt_block_indexes=[layers - 1],
-        ),
-        audio_config=dict(
-            num_mel_bins=128,
-            encoder_layers=layers,
-            encoder_attention_heads=2,
-            encoder_ffn_dim=hidden,
-            d_model=hidden // 2,
-            output_dim=hidden,
-            n_window=50,
-            max_source_positions=1500,
-        ),
+        text_config=dict(initializer_range=init_range, **text,
+                         **rope_kwargs(1e6, [q // 4, q * 3 // 8, q - q // 4 - q * 3 // 8])),
+        vision_config=dict(patch_size=14, spatial_merge_size=2, temporal_patch_size=2, **vision),
+        audio_config=dict(num_mel_bins=128, max_source_positions=1500, **audio),
         audio_token_index=ids["audio"][1],
         image_token_index=ids["image"][1],
         video_token_index=ids["video_frames"][1],
@@ -91,7 +61,22 @@ def tiny_omni_config(tokenizer, hidden: int = 64, layers: int = 2, init_range: f
         vision_end_token_id=ids["video_frames"][2],
         pad_token_id=tokenizer.pad_token_id,
         initializer_range=init_range,
-    )
+    )  # fmt: skip
+
+
+def tiny_omni_config(tokenizer, hidden: int = 64, layers: int = 2, init_range: float = 0.2):
+    """A thinker config with ~hidden-wide, 2-layer text/vision/audio towers and the tokenizer's ids.
+
+    `init_range` is larger than the usual 0.02 so that a frozen random lm_head can express confident outputs
+    (an adapter alone could not otherwise move a tiny random model far from uniform predictions).
+    """
+    text = dict(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, num_attention_heads=4,
+                num_key_value_heads=2, max_position_embeddings=8192)  # fmt: skip
+    vision = dict(depth=layers, hidden_size=hidden // 2, intermediate_size=hidden, num_heads=2, out_hidden_size=hidden,
+                  window_size=56, fullatt_block_indexes=[layers - 1])  # fmt: skip
+    audio = dict(encoder_layers=layers, encoder_attention_heads=2, encoder_ffn_dim=hidden, d_model=hidden // 2,
+                 output_dim=hidden, n_window=50)  # fmt: skip
+    return thinker_config(tokenizer, text, vision, audio, init_range)
 
 
 def load_omni_thinker(path: str | Path, dtype: torch.dtype = torch.float32, attn: str = "sdpa"):

@@ -106,11 +106,10 @@ class Recipe:
     def build_model(self) -> None:
         """Base model (rank 0 first, so a tiny base is written once), I-LoRA placed, backbone frozen, wrapped."""
         d, seed = self.d, self.tcfg.seed
-        model_cfg = self.cfg.model.model_dump(exclude_none=True)
         for turn in (True, False):
             if d.main == turn:
                 seed_everything(seed)
-                self.bundle, resolved_model = build_bundle(model_cfg, self.run, seed)
+                self.bundle, resolved_model = self.load_bundle()
             barrier(d)
         bundle = self.bundle
         icfg = self.cfg.ilora.model_dump()
@@ -128,6 +127,10 @@ class Recipe:
         self.par = Parallel(bundle.model, self.tcfg.distributed, d)
         self.llm_prefix = bundle.llm_prefix
         self.write_config(resolved_model)
+
+    def load_bundle(self):
+        """(Bundle, resolved model section) of the config's `model:` (a benchmark may build its own model)."""
+        return build_bundle(self.cfg.model.model_dump(exclude_none=True), self.run, self.tcfg.seed)
 
     def write_config(self, resolved_model: dict) -> None:
         """RUN/config.yaml: the config as resolved (model paths, placement, data source; never the token)."""
