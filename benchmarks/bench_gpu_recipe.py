@@ -54,6 +54,8 @@ PRESETS = {
     },
 }  # fmt: skip
 SYNC_OPS = ("aten::item", "aten::_local_scalar_dense")
+# where an .item() happens: the recipe labels the model's forward and its deliberate work on CPU tensors
+LABELS = {"avuie::model_forward": "model", "avuie::host_side": "host", "Optimizer.step": "optimizer"}
 ATTENTION_OPS = (
     "aten::scaled_dot_product_attention",
     "aten::_flash_attention_forward",
@@ -95,7 +97,7 @@ def make_recipe_class():
     import torch
     from avuie.trainer.recipe import Recipe
 
-    class BenchRecipe(Recipe):
+    class BenchRecipe(Recipe):  # noqa: D101 - see make_recipe_class
         def __init__(self, cfg, data, out, bundle, profile_at: int):
             super().__init__(cfg, data, out)
             self.prebuilt, self.profile_at, self.prof, self.saved = bundle, profile_at, None, 0
@@ -137,10 +139,20 @@ def profile_summary(prof, wall: float, cuda: bool) -> dict:
     key = "self_device_time_total" if cuda else "self_cpu_time_total"
     top = sorted(events, key=lambda e: getattr(e, key), reverse=True)[:15]
     busy = sum(e.self_device_time_total for e in events) / 1e6 / wall if cuda else None
+    syncs = {"model": 0, "optimizer": 0, "host": 0, "recipe": 0}
+    for e in prof.events():
+        if e.name not in SYNC_OPS or (e.cpu_parent and e.cpu_parent.name in SYNC_OPS):
+            continue
+        parent, where = e.cpu_parent, "recipe"
+        while parent is not None and where == "recipe":
+            name = parent.name.split("#")[0]
+            where = "model" if name.startswith("autograd::engine") else LABELS.get(name, "recipe")
+            parent = parent.cpu_parent
+        syncs[where] += 1
     return {
         "top_ops": [{"name": e.key, "self_ms": getattr(e, key) / 1e3, "calls": e.count} for e in top],
         "device_busy_share": busy,
-        "syncs": sum(e.count for e in events if e.key in SYNC_OPS),
+        "syncs": syncs,
         "attention_calls": sum(e.count for e in events if e.key in ATTENTION_OPS),
         "profiled_step_s": wall,
     }
@@ -191,8 +203,10 @@ def print_run(r: dict) -> None:
     busy = f"device busy {r['device_busy_share']:.1%} " if r["device_busy_share"] is not None else ""
     mem = f"peak {r['peak_memory_gib']:.1f} GiB " if r["peak_memory_gib"] is not None else ""
     print(f"\n{r['run']}: {r['tokens_per_s']:.0f} tokens/s {mfu}data wait {r['data_wait_share']:.1%} {busy}{mem}"
-          f"saved {r['saved_for_backward_mib']:.0f} MiB, {r['syncs']} syncs and {r['attention_calls']} attention "
-          f"calls in one step ({r['profiled_step_s']:.2f} s)")  # fmt: skip
+          f"saved {r['saved_for_backward_mib']:.0f} MiB; in one step ({r['profiled_step_s']:.2f} s): "
+          f".item() calls: {r['syncs']['model']} in the model (forward, backward), {r['syncs']['optimizer']} in AdamW (its "
+          f"CPU step counts), {r['syncs']['host']} on CPU batches, {r['syncs']['recipe']} elsewhere in the step; "
+          f"{r['attention_calls']} attention calls")  # fmt: skip
     for op in r["top_ops"]:
         print(f"    {op['self_ms']:10.1f} ms {op['calls']:6d}x  {op['name']}")
 
@@ -208,6 +222,7 @@ def main(argv: list[str] | None = None) -> dict:
         "--data", help="build folder or shard server URL (default: the demo build, avuie-out)"
     )
     parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--runs", type=int, default=None, help="only the preset's first N runs")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument(
         "--peak", type=float, default=None, help="peak FLOP/s for MFU (default 790e12 on CUDA)"
@@ -226,7 +241,8 @@ def main(argv: list[str] | None = None) -> dict:
         bundle = build_bundle(preset, args.device, dtype, workdir / "tokenizer")
         n_params = sum(p.numel() for p in bundle.model.parameters())
         (workdir / "runs").mkdir()
-        results = [one_run(args, preset, bundle, run, workdir / "runs", n_params) for run in preset["runs"]]
+        runs = preset["runs"][: args.runs]
+        results = [one_run(args, preset, bundle, run, workdir / "runs", n_params) for run in runs]
     device = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     report = {
         "preset": args.preset,

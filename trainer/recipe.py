@@ -45,6 +45,8 @@ from .steps import BatchSource, RouterStats, label_index, token_loss_sum
 CONFIG_FILE = "config.yaml"
 # data.* keys passed to AVStream as they are, when set (see avuie.shards.loader.AVStream)
 STREAM_OPTIONS = ("weights", "temperature", "lanes", "window_bytes", "cache_dir", "cache_bytes")
+MODEL_FORWARD = "avuie::model_forward"  # profiler labels (benchmarks/bench_gpu_recipe.py reads them)
+HOST_SIDE = "avuie::host_side"
 
 
 def read_run_config(run: Path) -> dict:
@@ -203,17 +205,21 @@ class Recipe:
     def train_step(self, autocast, window: dict) -> None:
         """One optimizer step over grad_accum micro-batches; adds its numbers (device tensors) to `window`."""
         t0 = time.perf_counter()
-        micro = [self.source.next() for _ in range(self.tcfg.grad_accum)]
+        with torch.profiler.record_function(HOST_SIDE):  # data loading (in the workers when num_workers > 0)
+            micro = [self.source.next() for _ in range(self.tcfg.grad_accum)]
         window["wait"] += time.perf_counter() - t0
-        counts = self.micro_counts(micro)
+        with torch.profiler.record_function(HOST_SIDE):  # counts from the CPU copies: no device sync
+            counts = self.micro_counts(micro)
         label_tokens = counts[0].clamp_min(1.0)
         loss_total = torch.zeros((), dtype=torch.float64, device=self.d.device)
         for i, (inputs, meta) in enumerate(micro):
-            batch, index, targets = self.to_device(inputs)
+            with torch.profiler.record_function(HOST_SIDE):
+                batch, index, targets = self.to_device(inputs)
             samples = batch["pack_index"].shape[0] if "pack_index" in batch else batch["input_ids"].shape[0]
             with self.par.micro_step(i == len(micro) - 1), autocast:
                 with record_routing(self.bundle.model, batch["segments"], self.llm_prefix, samples) as rec:
-                    hidden = self.bundle.forward(self.par.model, batch, self.mask_dtype)
+                    with torch.profiler.record_function(MODEL_FORWARD):  # profiles tell model from recipe
+                        hidden = self.bundle.forward(self.par.model, batch, self.mask_dtype)
                 loss_sum = token_loss_sum(hidden, self.head, index, targets, self.tcfg.loss_chunk)
                 (loss_sum * self.d.world / label_tokens).backward()
             self.router.add(meta, rec.per_sample())
