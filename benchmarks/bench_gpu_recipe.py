@@ -63,17 +63,17 @@ ATTENTION_OPS = (
 )
 
 
-def build_bundle(preset: dict, device: str, dtype, folder: Path):
+def build_bundle(preset: dict, device: str, dtype, folder: Path, attn: str = "auto"):
     """A random thinker of the preset's shapes built on `device`, wrapped as the recipe's Bundle."""
     import torch
     from avuie.trainer.bundle import OMNI_MEDIA_TOKENS, Bundle, build_offline_tokenizer, token_table
-    from avuie.trainer.omni import OmniPrep, thinker_config
+    from avuie.trainer.omni import OmniPrep, attention_backend, thinker_config
     from avuie.trainer.placement import CRAB_PLUS
     from transformers import Qwen2_5OmniThinkerForConditionalGeneration
 
     tok = build_offline_tokenizer(folder)
     config = thinker_config(tok, preset["text"], preset["vision"], preset["audio"])
-    config._attn_implementation = "sdpa"
+    config._attn_implementation = attention_backend(attn)
     torch.manual_seed(0)
     with torch.device(device):
         model = Qwen2_5OmniThinkerForConditionalGeneration(config).to(dtype)
@@ -222,6 +222,9 @@ def main(argv: list[str] | None = None) -> dict:
         "--data", help="build folder or shard server URL (default: the demo build, avuie-out)"
     )
     parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument(
+        "--attn", default="auto", help="attention: auto (flash_attention_2 if importable), sdpa, eager"
+    )
     parser.add_argument("--runs", type=int, default=None, help="only the preset's first N runs")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument(
@@ -238,7 +241,7 @@ def main(argv: list[str] | None = None) -> dict:
     dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        bundle = build_bundle(preset, args.device, dtype, workdir / "tokenizer")
+        bundle = build_bundle(preset, args.device, dtype, workdir / "tokenizer", args.attn)
         n_params = sum(p.numel() for p in bundle.model.parameters())
         (workdir / "runs").mkdir()
         runs = preset["runs"][: args.runs]

@@ -40,7 +40,7 @@ class ModelConfig(Section):
     tokenizer: str | None = None
     system_prompt: str | None = None
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    attn_implementation: str = "sdpa"
+    attn_implementation: str = "sdpa"  # or auto: flash_attention_2 when flash-attn is importable on a GPU
     frame_size: int = Field(224, gt=0)
     vision_pool: int = Field(1, gt=0)
     audio_pool: int = Field(1, gt=0)

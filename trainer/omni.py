@@ -79,6 +79,17 @@ def tiny_omni_config(tokenizer, hidden: int = 64, layers: int = 2, init_range: f
     return thinker_config(tokenizer, text, vision, audio, init_range)
 
 
+def attention_backend(name: str) -> str:
+    """`auto`: flash_attention_2 on a GPU when flash-attn is importable (the towers' attention windows and audio
+    chunks then run as one variable-length call each), else sdpa (a Python loop over windows / chunks)."""
+    import importlib.util
+
+    if name != "auto":
+        return name
+    flash = importlib.util.find_spec("flash_attn") is not None and torch.cuda.is_available()
+    return "flash_attention_2" if flash else "sdpa"
+
+
 def load_omni_thinker(path: str | Path, dtype: torch.dtype = torch.float32, attn: str = "sdpa"):
     """Qwen2_5OmniThinkerForConditionalGeneration from a local folder (a saved thinker or the full Omni release)."""
     from transformers import Qwen2_5OmniThinkerForConditionalGeneration
@@ -87,7 +98,7 @@ def load_omni_thinker(path: str | Path, dtype: torch.dtype = torch.float32, attn
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"{path}: no config.json (expected a local Qwen2.5-Omni or thinker folder)")
     config = load_thinker_config(path)
-    kwargs: dict[str, Any] = {**dtype_kwargs(dtype), "attn_implementation": attn}
+    kwargs: dict[str, Any] = {**dtype_kwargs(dtype), "attn_implementation": attention_backend(attn)}
     if model_type(path) == "qwen2_5_omni":  # full release: the `thinker.` weights
         kwargs["key_mapping"] = {r"^thinker\.": ""}
     for name, default in (("vision_start_token_id", 151652), ("vision_end_token_id", 151653)):
