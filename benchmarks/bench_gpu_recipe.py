@@ -50,7 +50,7 @@ PRESETS = {
                       output_dim=256, n_window=100),
         "config": "tiny", "frame_size": 56,
         "runs": [dict(batch=2, pack=False), dict(batch=2, pack=True), dict(batch=2, pack=False, loss_chunk=0),
-                 dict(batch=2, pack=False, checkpointing=True)],
+                 dict(batch=2, pack=False, checkpointing=True), dict(batch=2, pack=False, checkpointing="llm")],
     },
 }  # fmt: skip
 SYNC_OPS = ("aten::item", "aten::_local_scalar_dense")

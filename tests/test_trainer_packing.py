@@ -95,3 +95,24 @@ def test_rows_split_at_max_length_and_mask_is_block_causal():
     mask = block_causal_mask(packed["segments"], torch.float32)[:, 0] == 0
     assert mask[0, 4].tolist() == [False, False, False, True, True, False, False]  # own sample, causal
     assert mask[1, 6].tolist() == [False] * 6 + [True]  # padding sees itself only
+
+
+def test_selective_checkpointing_keeps_the_towers_activations(items, tmp_path):
+    saved = {}
+    for scope in (False, "llm", True):
+        bundle, head = adapted("omni", tmp_path)
+        bundle.model.train()
+        if scope:
+            bundle.enable_checkpointing(scope)
+        col = Collator(bundle.tokenizer, bundle.prep, bundle.media_tokens, "sys", 4096, train=True)
+        inputs, _ = col(items)
+        count = [0]
+
+        def pack(t, count=count):
+            count[0] += t.numel() * t.element_size()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss_and_stats(bundle, head, inputs)
+        saved[scope] = count[0]
+    assert saved[True] < saved["llm"] < saved[False]

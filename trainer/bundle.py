@@ -17,7 +17,7 @@ from torch import nn
 
 from .compat import add_special_tokens, enable_checkpointing
 from .packing import NOT_MODEL_INPUTS, block_causal_mask, packed_mrope_positions
-from .placement import llm_prefix
+from .placement import find_towers, llm_prefix
 
 CHATML = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
 OMNI_MEDIA_TOKENS = {  # kind -> (begin, placeholder, end), as in the Qwen2.5-Omni tokenizer
@@ -165,8 +165,9 @@ class Bundle:
         )
         return out if self.paradigm == "modular" else out[:, batch["input_ids"].shape[1] :]
 
-    def enable_checkpointing(self) -> None:
-        """Activation checkpointing on the model (all towers for the modular model)."""
+    def enable_checkpointing(self, scope: bool | str = True) -> None:
+        """Activation checkpointing: every tower's blocks (True), or the LLM's blocks only ("llm": the towers
+        keep their activations, which is cheaper in time when they are small against the LLM)."""
         parts = (
             [self.model.llm, self.model.vision, self.model.audio]
             if self.paradigm == "modular"
@@ -174,6 +175,16 @@ class Bundle:
         )
         for part in parts:
             enable_checkpointing(part)
+        if scope != "llm":
+            return
+        for kind, tower in find_towers(self.model).items():
+            if kind == "llm":
+                continue
+            blocks = self.model.get_submodule(tower.blocks)
+            owner = self.model.get_submodule(tower.blocks.rpartition(".")[0])
+            for module in (owner, *blocks):  # v4 reads the tower's flag, v5 each block's
+                if hasattr(module, "gradient_checkpointing"):
+                    module.gradient_checkpointing = False
 
     def mark_trainable(self) -> None:
         """Freeze everything, then train the I-LoRA weights and the extra (projector) tensors only."""

@@ -95,7 +95,7 @@ class TrainConfig(Section):
     warmup_steps: int | None = None
     clip_grad: float = 0.0
     precision: Literal["auto", "bf16", "fp32"] = "auto"
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool | Literal["llm"] = False  # true: every tower's blocks; llm: the LLM's only
     loss_chunk: int = Field(1024, ge=0)  # label positions per cross-entropy chunk (0: all at once)
     distributed: Literal["ddp", "fsdp"] = "ddp"
     save_every: int = Field(0, ge=0)

@@ -122,7 +122,7 @@ class Recipe:
         self.adapter_names = adapter_names(bundle.model)
         bundle.mark_trainable()
         if self.tcfg.gradient_checkpointing:
-            bundle.enable_checkpointing()
+            bundle.enable_checkpointing(self.tcfg.gradient_checkpointing)
         self.head = bundle.detach_head()  # the loss projects only labelled positions (chunked)
         bundle.model.to(d.device).train()
         self.head.to(d.device)
