@@ -34,9 +34,20 @@ def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     src = out.parent / "source"  # a copy: building writes build/ and *.egg-info/ beside the sources
-    skip = shutil.ignore_patterns(
-        ".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", "runs", "out"
-    )
+    top = {
+        ".venv",
+        ".git",
+        "build",
+        "dist",
+        "runs",
+        "out",
+        "avuie-out",
+    }  # at the root only: avuie/build is code
+
+    def skip(folder: str, names: list[str]) -> set[str]:
+        here = {n for n in names if n == "__pycache__" or n.endswith(".egg-info")}
+        return here | (top & set(names) if Path(folder) == ROOT else set())
+
     shutil.copytree(ROOT, src, ignore=skip)
     run(
         sys.executable,
