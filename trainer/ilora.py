@@ -129,7 +129,8 @@ class ILoRABranch(torch.autograd.Function):
     @torch.amp.custom_fwd(device_type="cuda")
     def forward(ctx, x, lora_a, lora_b, route, p: float, scaling: float):
         xa = x.to(lora_a.dtype)
-        xd, keep = torch.native_dropout(xa, p, True) if p > 0 else (xa, None)  # one fused kernel, bool mask
+        keep = torch.empty_like(xa).bernoulli_(1.0 - p).bool() if p > 0 else None
+        xd = xa if keep is None else xa * keep / (1.0 - p)
         z = F.linear(xd, lora_a)  # [..., r]
         g = torch.softmax(F.linear(xa, route).float(), dim=-1)  # [..., H]
         delta = F.linear(_mix(g, z), _stacked(lora_b).to(z.dtype)) * scaling
@@ -144,8 +145,7 @@ class ILoRABranch(torch.autograd.Function):
         x, keep, z, g, lora_a, lora_b, route = ctx.saved_tensors
         dtype, (heads, out, r) = lora_a.dtype, lora_b.shape
         xa = x.to(dtype)
-        scale = 1.0 / (1.0 - ctx.p)
-        xd = xa if keep is None else torch.ops.aten.native_dropout_backward(xa, keep, scale)  # x * mask * scale
+        xd = xa if keep is None else xa * keep / (1.0 - ctx.p)
         gd = (grad.to(dtype) * ctx.scaling).reshape(-1, out)
         z2, g2 = z.reshape(-1, r), g.reshape(-1, heads)
         grad_b = (gd.t() @ _mix(g2, z2)).reshape(out, heads, r).permute(1, 0, 2)
@@ -159,7 +159,7 @@ class ILoRABranch(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             d_xd = (d_z @ lora_a).reshape(xa.shape)
             if keep is not None:
-                d_xd = torch.ops.aten.native_dropout_backward(d_xd, keep, scale)
+                d_xd = d_xd * keep / (1.0 - ctx.p)
             grad_x = (d_xd + (d_logits @ route).reshape(xa.shape)).to(x.dtype)
         return grad_x, grad_a, grad_b.to(lora_b.dtype), grad_route, None, None
 
