@@ -57,19 +57,10 @@ ALLOWED = {
 
 # Module (or module:function) -> why it may break a size limit for now. Each entry names the work that removes it.
 SIZE_EXCEPTIONS: dict[str, str] = {
-    # the trainer engineer's recipe stages and models<->modular split (issue 16, trainer parts)
-    "avuie.trainer.models": "trainer: issue 16 trainer parts",
-    "avuie.trainer.recipe": "trainer: issue 16 trainer parts (recipe stages over a typed config)",
-    "avuie.trainer.recipe:train": "trainer: issue 16 trainer parts (recipe stages over a typed config)",
 }
 
 # Import circles still allowed, as sorted module lists, with the work that removes them.
-CIRCLE_EXCEPTIONS: dict[tuple[str, ...], str] = {
-    (
-        "avuie.trainer.models",
-        "avuie.trainer.modular",
-    ): "trainer: issue 16 trainer parts (the models<->modular circle)",
-}
+CIRCLE_EXCEPTIONS: dict[tuple[str, ...], str] = {}
 
 
 def _modules() -> dict[str, Path]:

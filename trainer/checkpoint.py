@@ -82,14 +82,7 @@ def save_checkpoint(
     barrier(d)
     torch.save({"rng": rng_state(), "loader": source.state_dict()}, tmp / f"rank{d.rank}.pt")
     if d.main:
-        names = names or {}
-        adapter = {}
-        for key, value in model_sd.items():
-            module, _, part = key.rpartition(".")
-            if part.startswith("lora_"):
-                adapter[f"{names.get(module, module)}.{part}.weight"] = value
-        extra = {k: v for k, v in model_sd.items() if k.startswith(tuple(extra_prefixes))}
-        write_adapter({**adapter, **extra}, tmp, ilora)
+        write_adapter(_adapter_tensors(model_sd, names or {}, extra_prefixes), tmp, ilora)
         torch.save(
             {
                 "step": step,
@@ -102,13 +95,30 @@ def save_checkpoint(
         )
     barrier(d)
     if d.main:
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
-        (run / CKPT_DIR / "latest").write_text(folder.name)
-        old = sorted(p for p in (run / CKPT_DIR).glob("step_??????") if p != folder)
-        for p in old[: max(0, len(old) - max(1, keep) + 1)]:
-            shutil.rmtree(p, ignore_errors=True)
+        _publish(run, tmp, folder, keep)
     barrier(d)
+
+
+def _adapter_tensors(model_sd: dict, names: dict[str, str], extra_prefixes) -> dict:
+    """The tensors a checkpoint's adapter file holds: I-LoRA weights under their canonical module names
+    (`names`, so that they load under other transformers releases) plus those starting with `extra_prefixes`."""
+    adapter = {}
+    for key, value in model_sd.items():
+        module, _, part = key.rpartition(".")
+        if part.startswith("lora_"):
+            adapter[f"{names.get(module, module)}.{part}.weight"] = value
+    extra = {k: v for k, v in model_sd.items() if k.startswith(tuple(extra_prefixes))}
+    return {**adapter, **extra}
+
+
+def _publish(run: Path, tmp: Path, folder: Path, keep: int) -> None:
+    """Move a finished checkpoint `tmp` to `folder`, point `latest` at it and keep the `keep` newest."""
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    (run / CKPT_DIR / "latest").write_text(folder.name)
+    old = sorted(p for p in (run / CKPT_DIR).glob("step_??????") if p != folder)
+    for p in old[: max(0, len(old) - max(1, keep) + 1)]:
+        shutil.rmtree(p, ignore_errors=True)
 
 
 def latest_checkpoint(run: Path) -> Path | None:
