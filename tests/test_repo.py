@@ -56,8 +56,7 @@ ALLOWED = {
 }
 
 # Module (or module:function) -> why it may break a size limit for now. Each entry names the work that removes it.
-SIZE_EXCEPTIONS: dict[str, str] = {
-}
+SIZE_EXCEPTIONS: dict[str, str] = {}
 
 # Import circles still allowed, as sorted module lists, with the work that removes them.
 CIRCLE_EXCEPTIONS: dict[tuple[str, ...], str] = {}
