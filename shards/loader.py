@@ -337,21 +337,13 @@ def _check_arguments(mix_by, frame_format, weights, temperature, block_size, lan
 class StatefulLoader:
     """A DataLoader over an AVStream whose output order does not depend on num_workers, with exact resume.
 
-    batch_size None yields single items; otherwise batches from collate_samples. Extra keyword arguments go to
+    batch_size None yields single items; otherwise batches from collate_samples, or from `collate_fn` (the
+    trainer's), whose batches hold `batch_len(batch)` stream items. Extra keyword arguments go to
     torch.utils.data.DataLoader (persistent_workers is refused: epochs and resume points must reach workers).
-    Hook for consumers with their own batches (the trainer): `collate_fn` replaces collate_samples and
-    `batch_len(batch)` says how many stream items a batch it made holds (for the resume position).
     """
 
-    def __init__(
-        self,
-        dataset: AVStream,
-        batch_size: int | None = None,
-        num_workers: int = 0,
-        collate_fn=None,
-        batch_len=None,
-        **loader_kwargs,
-    ):
+    def __init__(self, dataset: AVStream, batch_size: int | None = None, num_workers: int = 0,
+                 collate_fn=None, batch_len=None, **loader_kwargs):  # fmt: skip
         if loader_kwargs.get("persistent_workers"):
             raise ValueError(
                 "StatefulLoader re-creates its workers each epoch; persistent_workers is not supported"
