@@ -155,13 +155,24 @@ class ILoRALinear(nn.Module):
         return torch.softmax(F.linear(x.to(self.lora_route.dtype), self.lora_route).float(), dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """W x + (alpha/r) * sum_h g_h(x) B_h A dropout(x), all heads in one matmul (see ILoRABranch)."""
-        result = self.base(x)
+        """W x + b + (alpha/r) * sum_h g_h(x) B_h A dropout(x), all heads in one matmul (see ILoRABranch)."""
+        base = self.base
+        plain = type(base) is nn.Linear  # its bias is added by the branch, into W x in place
+        result = F.linear(x, base.weight) if plain else base(x)
         p = self.dropout.p if isinstance(self.dropout, nn.Dropout) and self.training else 0.0
-        delta, g = ILoRABranch.apply(x, self.lora_A, self.lora_B, self.lora_route, p, self.scaling)
+        out, g = ILoRABranch.apply(
+            x,
+            result,
+            base.bias if plain else None,
+            self.lora_A,
+            self.lora_B,
+            self.lora_route,
+            p,
+            self.scaling,
+        )
         if self.recorder is not None:
             self.recorder.add(g)
-        return result + delta.to(result.dtype)
+        return out
 
     def forward_autograd(self, x: torch.Tensor) -> torch.Tensor:
         """The same function as `forward` written with plain autograd ops (kept for tests and the benchmark)."""
