@@ -53,6 +53,8 @@ from .base import (
     MaskMedia,
     Record,
     Reject,
+    path_exists,
+    path_is_dir,
     read_csv_rows,
 )
 from .instructions import instruction
@@ -155,7 +157,7 @@ def semantic_clip_files(
     if encoding == "auto":
         encoding = (
             "rgb"
-            if not (clip_dir / "labels_semantic").exists() and (clip_dir / "labels_rgb").exists()
+            if not path_exists(clip_dir / "labels_semantic") and path_exists(clip_dir / "labels_rgb")
             else "semantic"
         )
     folder = "labels_rgb" if encoding == "rgb" else "labels_semantic"
@@ -240,7 +242,7 @@ class AvsBenchBuilder(Builder):
             frames = annotated_frames(self.subset, split)
             clip_dir = roots.semantic / self.subset / uid if roots.semantic else None
             if use == "semantic" or (
-                use == "auto" and clip_dir is not None and (clip_dir.is_dir() or not object_tree)
+                use == "auto" and clip_dir is not None and (path_is_dir(clip_dir) or not object_tree)
             ):
                 if clip_dir is None:
                     raise BuilderError(f"media=semantic but {roots} has no AVSBench-semantic tree")

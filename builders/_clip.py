@@ -16,7 +16,7 @@ from typing import Any
 
 from avuie.schemas import ClassificationTarget, TaskFamily, canonical, vocabulary
 
-from .base import AudioMedia, BuilderError, MediaRequest, Record, Reject, VideoMedia
+from .base import AudioMedia, BuilderError, MediaRequest, Record, Reject, VideoMedia, path_exists
 from .instructions import instruction
 
 EMOTION_AUDIO_SECONDS = 4.0
@@ -118,7 +118,7 @@ def find_clip(folder: Path, stem: str, extensions: Iterable[str] = VIDEO_EXTENSI
     exts = list(extensions)
     for ext in exts:
         p = folder / f"{stem}{ext}"
-        if p.exists():
+        if path_exists(p):
             return p
     return folder / f"{stem}{exts[0]}"
 

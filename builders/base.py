@@ -259,6 +259,23 @@ def error_text(exc: Exception) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
+def path_exists(path: Path) -> bool:
+    """Whether `path` exists; False when the file system refuses the name (too long, a file where a folder
+    should be), so that one entry's odd id becomes a reject at cut time instead of aborting the whole read."""
+    try:
+        return Path(path).exists()
+    except OSError:
+        return False
+
+
+def path_is_dir(path: Path) -> bool:
+    """Whether `path` is a directory; False when the file system refuses the name (see `path_exists`)."""
+    try:
+        return Path(path).is_dir()
+    except OSError:
+        return False
+
+
 def read_text_lines(path: Path) -> list[str]:
     """Lines of a text file (UTF-8 with or without BOM, LF or CRLF), without line endings."""
     text = path.read_bytes().decode("utf-8-sig", errors="replace")

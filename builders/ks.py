@@ -29,7 +29,7 @@ from avuie.schemas import TaskFamily, canonical
 from avuie.schemas.classes_clips import KINETICS_SOUNDS_DEFAULT
 
 from ._clip import clip_record, list_param
-from .base import Builder, BuilderError, Record, Reject, read_csv_rows, register
+from .base import Builder, BuilderError, Record, Reject, path_exists, read_csv_rows, register
 
 ALIASES = {
     "blowing out": "blowing out candles",
@@ -166,6 +166,6 @@ def clip_path(folders: list[Path], label: str, file: str) -> Path:
     for folder in folders:
         candidates += [folder / label / file, folder / label.replace(" ", "_") / file, folder / file]
     for c in candidates:
-        if c.exists():
+        if path_exists(c):
             return c
     return candidates[0]

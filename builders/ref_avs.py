@@ -39,6 +39,8 @@ from .base import (
     Notice,
     Record,
     Reject,
+    path_exists,
+    path_is_dir,
     read_csv_rows,
     register,
 )
@@ -141,11 +143,11 @@ class RefAvsBuilder(Builder):
             return list(range(FRAMES))
         if frame != "auto":
             return [int(str(frame))]
-        if not (root / "media" / vid / "frames").is_dir():
+        if not path_is_dir(root / "media" / vid / "frames"):
             return [0]
         for i in range(FRAMES):
-            if (root / "media" / vid / "frames" / f"{i}.jpg").exists() and (
-                not present or self._mask_path(root, vid, fid, i).exists()
+            if path_exists(root / "media" / vid / "frames" / f"{i}.jpg") and (
+                not present or path_exists(self._mask_path(root, vid, fid, i))
             ):
                 return [i]
         return [0]

@@ -8,10 +8,10 @@ corrupt file, no audio stream...). The Crab+ profile is the default: 224x224 fra
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from avuie.builders.base import AudioMedia, Cut, ImageMedia, MaskMedia, Record, VideoMedia
 from avuie.media import ffmpeg, images
+from avuie.media.files import check_media_file, media_error_from_os
 from avuie.schemas import MediaItem, TaskFamily
 from avuie.shards.index import sha256_file
 
@@ -34,44 +34,50 @@ def _audio_name(role: str, prefix: str = "") -> str:
     return f"{prefix}audio.wav" if role == "audio" else f"{prefix}{role}.wav"
 
 
-def _check_exists(path: Path) -> None:
-    if not Path(path).exists():
-        raise ffmpeg.MediaError("missing_file", f"{path} does not exist")
-
-
 def cut_record(
     record: Record, family: TaskFamily, profile: Profile = Profile()
 ) -> tuple[Cut, dict[str, str]]:
-    """Cut every medium of a record; return the Cut and the sha256 of each raw file used."""
+    """Cut every medium of a record; return the Cut and the sha256 of each raw file used.
+
+    Each file passes `check_media_file` (regular, non-empty, readable, name not too long) before it is hashed
+    or decoded; an OS error while reading one becomes a MediaError with a specific reason.
+    """
     cut = Cut()
     checksums: dict[str, str] = {}
     for req in record.media:
-        _check_exists(req.path)
-        checksums[str(req.path)] = sha256_file(req.path)
-        if isinstance(req, VideoMedia):
-            _cut_video(cut, req, family, profile)
-        elif isinstance(req, AudioMedia):
-            _cut_audio(cut, req, profile)
-        elif isinstance(req, ImageMedia):
-            data, original = images.load_image(req.path, size=profile.frame_size)
-            cut.files[req.file] = data
-            w, h = profile.frame_size
-            cut.media.append(
-                MediaItem(
-                    kind="image",
-                    role=req.role,
-                    files=[req.file],
-                    source_path=str(req.path),
-                    size=(w, h),
-                    original_size=tuple(original),
-                )
-            )
-        elif isinstance(req, MaskMedia):
-            cut.masks[req.role] = images.load_mask(req.path)
-            cut.mask_paths[req.role] = str(req.path)
-        else:  # pragma: no cover - the request types are closed
-            raise TypeError(f"unknown media request {req!r}")
+        try:
+            check_media_file(req.path)  # cheap: nothing is hashed or decoded before it passes
+            checksums[str(req.path)] = sha256_file(req.path)
+            _cut_one(cut, req, family, profile)
+        except OSError as exc:  # the file changed under us, or an I/O error while reading it
+            raise media_error_from_os(exc, req.path) from exc
     return cut, checksums
+
+
+def _cut_one(cut: Cut, req, family: TaskFamily, profile: Profile) -> None:
+    if isinstance(req, VideoMedia):
+        _cut_video(cut, req, family, profile)
+    elif isinstance(req, AudioMedia):
+        _cut_audio(cut, req, profile)
+    elif isinstance(req, ImageMedia):
+        data, original = images.load_image(req.path, size=profile.frame_size)
+        cut.files[req.file] = data
+        w, h = profile.frame_size
+        cut.media.append(
+            MediaItem(
+                kind="image",
+                role=req.role,
+                files=[req.file],
+                source_path=str(req.path),
+                size=(w, h),
+                original_size=tuple(original),
+            )
+        )
+    elif isinstance(req, MaskMedia):
+        cut.masks[req.role] = images.load_mask(req.path)
+        cut.mask_paths[req.role] = str(req.path)
+    else:  # pragma: no cover - the request types are closed
+        raise TypeError(f"unknown media request {req!r}")
 
 
 def _cut_video(cut: Cut, req: VideoMedia, family: TaskFamily, profile: Profile) -> None:
@@ -172,3 +178,50 @@ def _add_audio(
             source_duration=original[2],
         )
     )
+
+
+# A labelled span may end at most this far past the media actually cut (the last 1 s segment of an AVE/AVVP
+# label may be partly present); it must start before the media ends.
+LABEL_SLACK_S = 1.0
+
+
+class LabelOutsideMedia(ValueError):
+    """A target's time span lies outside the media actually cut (reject reason ``label_outside_media``)."""
+
+    reason = "label_outside_media"
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+def _target_spans(target: object) -> list[tuple[str, float, float]]:
+    """Every (what, start, end) time span a target states, in seconds of the clip."""
+    spans = [(f"event {e.label!r}", e.start, e.end) for e in getattr(target, "events", None) or []]
+    for modality in ("audio", "visual"):
+        events = getattr(target, modality, None)
+        if isinstance(events, dict):
+            spans += [(f"{modality} event {k!r}", s, e) for k, segs in events.items() for s, e in segs]
+    start, end = getattr(target, "start", None), getattr(target, "end", None)
+    if isinstance(start, int | float) and isinstance(end, int | float):
+        spans.append((f"event {getattr(target, 'label', '')!r}", start, end))
+    return spans
+
+
+def check_label_times(target: object, cut: Cut) -> None:
+    """Raise LabelOutsideMedia when a span of `target` lies outside the video/audio actually cut.
+
+    A span must start before the media's end and end at most `LABEL_SLACK_S` after it (a 0.2 s clip labelled
+    [4, 10) is a reject, not a sample whose answer points past its media). Targets without times pass.
+    """
+    ends = [
+        (m.start or 0.0) + m.duration for m in cut.media if m.kind in ("video_frames", "audio") and m.duration
+    ]
+    if not ends:
+        return
+    media_end = max(ends)
+    for what, start, end in _target_spans(target):
+        if start >= media_end or end > media_end + LABEL_SLACK_S:
+            raise LabelOutsideMedia(
+                f"{what} [{start:g}, {end:g}] lies outside the {media_end:.3f} s of media actually cut"
+            )

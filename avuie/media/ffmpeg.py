@@ -11,6 +11,7 @@ frames is the picture shown at ``start + (i + 0.5) * d / N``.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -20,15 +21,8 @@ from pathlib import Path
 
 from avuie.media.info import MediaInfo, parse_ffmpeg_header, parse_ffprobe_json
 
-REASONS = (
-    "missing_file",
-    "empty_file",
-    "corrupt_media",
-    "no_video_stream",
-    "no_audio_stream",
-    "too_short",
-    "ffmpeg_failed",
-)
+from avuie.media.files import REASONS, MediaError, check_media_file  # noqa: F401 - re-exported
+
 # stderr lines that mean the input itself is damaged (not our command)
 _CORRUPT_MARKERS = (
     "invalid data found when processing input",
@@ -43,15 +37,7 @@ _CORRUPT_MARKERS = (
 _BITEXACT_OUT = {"fflags": "+bitexact", "map_metadata": -1}
 DEFAULT_TIMEOUT_S = 600.0
 
-
-class MediaError(Exception):
-    """A media file could not be used; ``reason`` is one of ``REASONS``, ``detail`` says why in words."""
-
-    def __init__(self, reason: str, detail: str, path: str | Path | None = None):
-        if reason not in REASONS:
-            raise ValueError(f"unknown MediaError reason {reason!r}")
-        self.reason, self.detail, self.path = reason, detail, str(path) if path is not None else None
-        super().__init__(f"{reason}: {detail}" + (f" ({path})" if path is not None else ""))
+TIMEOUT_ENV = "AVUIE_FFMPEG_TIMEOUT"
 
 
 @dataclass
@@ -111,22 +97,29 @@ def ffprobe_exe() -> str | None:
     return shutil.which("ffprobe")
 
 
-def run_ffmpeg(args: list[str], timeout: float = DEFAULT_TIMEOUT_S) -> subprocess.CompletedProcess:
-    """Run one ffmpeg/ffprobe command line (``args[0]`` is the binary); return the completed process (bytes)."""
+def default_timeout() -> float:
+    """Seconds one ffmpeg call may run: ``$AVUIE_FFMPEG_TIMEOUT`` when set (> 0), else ``DEFAULT_TIMEOUT_S``."""
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    try:
+        value = float(text) if text else DEFAULT_TIMEOUT_S
+    except ValueError:
+        raise ValueError(f"{TIMEOUT_ENV}={text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise ValueError(f"{TIMEOUT_ENV}={text!r} must be > 0")
+    return value
+
+
+def run_ffmpeg(args: list[str], timeout: float | None = None) -> subprocess.CompletedProcess:
+    """Run one ffmpeg/ffprobe command line (``args[0]`` is the binary); return the completed process (bytes).
+
+    ``timeout`` (default :func:`default_timeout`) bounds the whole run: past it the process is killed and
+    MediaError ``timeout`` is raised.
+    """
+    timeout = default_timeout() if timeout is None else timeout
     try:
         return subprocess.run(args, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired as exc:
-        raise MediaError("ffmpeg_failed", f"ffmpeg timed out after {timeout:.0f} s") from exc
-
-
-def check_file(path: Path) -> None:
-    """Raise MediaError("missing_file" or "empty_file") unless `path` is a non-empty regular file."""
-    if not path.exists():
-        raise MediaError("missing_file", "file does not exist", path)
-    if not path.is_file():
-        raise MediaError("missing_file", "path is not a regular file", path)
-    if path.stat().st_size == 0:
-        raise MediaError("empty_file", "file has zero bytes", path)
+        raise MediaError("timeout", f"ffmpeg ran past its {timeout:g} s timeout and was stopped") from exc
 
 
 def _stderr_reason(stderr: str) -> str:
@@ -148,7 +141,7 @@ def probe(path: str | Path) -> MediaInfo:
     Raises MediaError: ``missing_file``, ``empty_file``, ``corrupt_media`` (ffmpeg cannot open it).
     """
     path = Path(path).absolute()
-    check_file(path)
+    check_media_file(path)
     probe_bin = ffprobe_exe()
     if probe_bin:
         cmd = [probe_bin, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
@@ -304,7 +297,7 @@ def extract_clip(
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, not {num_frames}")
     path = Path(path).absolute()
-    check_file(path)
+    check_media_file(path)
     info = _video_info(path, info, with_audio and require_audio)
     cut, clamped = _plan_cut(path, info, start, duration, min_duration)
     want_audio = with_audio and info.has_audio
@@ -353,7 +346,7 @@ def extract_audio(
     import ffmpeg
 
     path = Path(path).absolute()
-    check_file(path)
+    check_media_file(path)
     info = info or probe(path)
     if not info.has_audio:
         raise MediaError("no_audio_stream", "the file has no audio stream", path)

@@ -1,6 +1,6 @@
 """The picture helpers: read and resize images, read/resize/encode masks, mask geometry, the PASCAL-VOC palette.
 
-Sizes are ``(width, height)``. Unreadable files raise :class:`avuie.media.ffmpeg.MediaError` with a ``reason``.
+Sizes are ``(width, height)``. Unreadable files raise :class:`avuie.media.files.MediaError` with a ``reason``.
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-from avuie.media.ffmpeg import MediaError, check_file
+from avuie.media.files import MediaError, check_media_file
 
 
 def _open_image(path: str | Path):
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
-    check_file(path)
+    check_media_file(path)
     try:
         img = Image.open(path)
         img.load()
