@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from avuie.media.info import MediaInfo, parse_ffmpeg_header, parse_ffprobe_json
-
 from avuie.media.files import REASONS, MediaError, check_media_file  # noqa: F401 - re-exported
+from avuie.media.info import MediaInfo, parse_ffmpeg_header, parse_ffprobe_json
 
 # stderr lines that mean the input itself is damaged (not our command)
 _CORRUPT_MARKERS = (
