@@ -99,24 +99,83 @@ def test_synth_is_deterministic(tmp_path):
     assert one == two
 
 
-@pytest.mark.parametrize("num_frames", [1, 4, 16])
-def test_one_ffmpeg_process_per_clip(files, monkeypatch, num_frames):
+def _count_runs(monkeypatch) -> list[list[str]]:
+    """Record every process avuie.media.ffmpeg starts (the real runner still runs them)."""
     calls: list[list[str]] = []
     real_runner = ffmpeg.run_ffmpeg
 
-    def counting_runner(args, timeout=ffmpeg.DEFAULT_TIMEOUT_S):
+    def counting_runner(args, timeout=None):
         calls.append(args)
         return real_runner(args, timeout)
 
     monkeypatch.setattr(ffmpeg, "run_ffmpeg", counting_runner)
+    return calls
+
+
+@pytest.mark.parametrize("num_frames", [1, 4, 16])
+def test_one_ffmpeg_process_per_clip(files, monkeypatch, tmp_path, num_frames):
+    calls = _count_runs(monkeypatch)
     info = ffmpeg.probe(files["counter"])
     calls.clear()
-    clip = ffmpeg.extract_clip(files["counter"], num_frames=num_frames, info=info)
-    assert len(clip.frames) == num_frames
-    assert len(calls) == 1
+    given = ffmpeg.extract_clip(files["counter"], duration=6.0, num_frames=num_frames, info=info)
+    assert len(given.frames) == num_frames and len(calls) == 1
+    calls.clear()  # no header given: it comes out of the cut's own run, no separate process
+    clip = ffmpeg.extract_clip(files["counter"], duration=6.0, num_frames=num_frames)
+    assert len(calls) == 1 and "-i" in calls[0]
+    assert (clip.frames, clip.audio, clip.frame_times) == (given.frames, given.audio, given.frame_times)
+    assert (clip.source_duration, clip.fps, clip.original_size) == (10.0, 10.0, (64, 64))
+    calls.clear()  # to the end: the header is read once per file, then the cut
+    fresh = tmp_path / "fresh.mp4"
+    fresh.write_bytes(files["counter"].read_bytes())
+    whole = ffmpeg.extract_clip(fresh, num_frames=num_frames)
+    assert len(calls) == 2 and whole.duration == 10.0
     calls.clear()
-    ffmpeg.extract_clip(files["counter"], num_frames=num_frames)  # without info: one header read + one cut
-    assert len(calls) == 2
+    ffmpeg.extract_clip(fresh, num_frames=num_frames)
+    assert len(calls) == 1
+
+
+def test_a_clamped_cut_runs_twice_with_the_header_of_the_first(files, monkeypatch):
+    calls = _count_runs(monkeypatch)
+    clip = ffmpeg.extract_clip(files["counter"], start=8.0, duration=5.0, num_frames=4)
+    assert len(calls) == 2 and clip.clamped
+    calls.clear()
+    audio = ffmpeg.extract_audio(files["wav"], start=1.0, duration=1.5)
+    assert len(calls) == 1 and audio.original_sample_rate == 22050
+
+
+def test_a_file_a_little_short_keeps_its_single_run(tmp_path, monkeypatch):
+    """A 9.96 s file cut as a 10 s window (as real 10 s clips often are) is not cut twice: the frames keep
+    their times over the 10 s asked, the audio and the duration are the 9.96 s the file holds."""
+    path = synth.make_video(tmp_path / "short.mp4", duration=9.96, size=(64, 48), fps=25)
+    calls = _count_runs(monkeypatch)
+    clip = ffmpeg.extract_clip(path, duration=10.0, num_frames=10)
+    assert len(calls) == 1 and clip.clamped and clip.duration == clip.source_duration == 9.96
+    assert clip.frame_times == pytest.approx([0.5 + i for i in range(10)])
+    assert clip.audio_num_samples == _wav(clip.audio)[3] == round(9.96 * 16000)
+    calls.clear()
+    audio = ffmpeg.extract_audio(path, start=9.0, duration=1.0)
+    assert len(calls) == 1 and audio.num_samples == _wav(audio.wav)[3] == round(0.96 * 16000)
+
+
+@pytest.mark.parametrize("with_info", [False, True])
+def test_seeking_to_each_frame_keeps_the_same_pictures(files, monkeypatch, with_info):
+    """Frames 3.3 s apart are cut by seeking to each (one input per frame), and they are the very pictures
+    one pass over the whole cut keeps: the same frame numbers, the same JPEG bytes, the same audio."""
+    from avuie.media import graph
+
+    info = ffmpeg.probe(files["counter"]) if with_info else None
+    kwargs = {"start": 0.0, "duration": 10.0, "num_frames": 3, "info": info}
+    assert graph.use_seek(10.0, 3)
+    calls = _count_runs(monkeypatch)
+    seeked = ffmpeg.extract_clip(files["counter"], **kwargs)
+    assert len(calls) == 1 and calls[0].count("-i") == 4  # three frame inputs and the audio's
+    monkeypatch.setattr(graph, "SEEK_MIN_SPACING_S", 1e9)
+    calls.clear()
+    one_pass = ffmpeg.extract_clip(files["counter"], **kwargs)
+    assert calls[0].count("-i") == 1
+    assert [round(_frame_number(f)) for f in seeked.frames] == [16, 50, 83]
+    assert seeked.frames == one_pass.frames and seeked.audio == one_pass.audio
+    assert seeked.frame_times == one_pass.frame_times == pytest.approx([5 / 3, 5.0, 25 / 3])
 
 
 def test_clip_past_the_end_is_clamped(files):

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from avuie.build.config import BuildConfig
-from avuie.build.cutting import check_label_times, cut_record
+from avuie.build.cutting import check_label_times, cut_record, ffmpeg_threads
 from avuie.builders import Builder, Record, Reject
 from avuie.builders.base import error_text
 from avuie.media.ffmpeg import MediaError
@@ -73,7 +73,7 @@ def _provenance(
 def prepare(builder: Builder, record: Record, config: BuildConfig) -> Prepared:
     """Cut a record's media and make its target and draft; any failure becomes a reject with its reason."""
     try:
-        cut, checksums = cut_record(record, builder.family, config.profile)
+        cut, checksums = cut_record(record, builder.family, config.profile, ffmpeg_threads(config.workers))
     except MediaError as exc:
         return Prepared(record, reject=record_reject(record, exc.reason, exc.detail))
     try:

@@ -1,4 +1,5 @@
-"""Turn a record's media requests into tar members and measured media items (one ffmpeg process per clip).
+"""Turn a record's media requests into tar members and measured media items (one ffmpeg process per clip,
+no separate header read: see avuie/media/ffmpeg.py).
 
 `cut_record(record, profile)` returns a `Cut` or raises `MediaError` with a specific reason (missing, empty or
 corrupt file, no audio stream...). The Crab+ profile is the default: 224x224 frames, 10 frames for video tasks,
@@ -7,6 +8,7 @@ corrupt file, no audio stream...). The Crab+ profile is the default: 224x224 fra
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from avuie.builders.base import AudioMedia, Cut, ImageMedia, MaskMedia, Record, VideoMedia
@@ -30,14 +32,24 @@ class Profile:
         return self.emotion_frames if family == TaskFamily.emotion_recognition else self.video_frames
 
 
+def ffmpeg_threads(workers: int) -> int:
+    """Decoder threads per ffmpeg process when `workers` cut at once: the cores this process may use, shared
+    out (at least 1), so that workers x threads does not oversubscribe the machine."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // max(1, workers))
+
+
 def _audio_name(role: str, prefix: str = "") -> str:
     return f"{prefix}audio.wav" if role == "audio" else f"{prefix}{role}.wav"
 
 
 def cut_record(
-    record: Record, family: TaskFamily, profile: Profile = Profile()
+    record: Record, family: TaskFamily, profile: Profile = Profile(), threads: int | None = None
 ) -> tuple[Cut, dict[str, str]]:
     """Cut every medium of a record; return the Cut and the sha256 of each raw file used.
+
+    One ffmpeg process per video or audio request (the header comes out of that same run); `threads` caps
+    each process's decoder threads (see `ffmpeg_threads`; None leaves it to ffmpeg).
 
     Each file passes `check_media_file` (regular, non-empty, readable, name not too long) before it is hashed
     or decoded; an OS error while reading one becomes a MediaError with a specific reason.
@@ -48,17 +60,17 @@ def cut_record(
         try:
             check_media_file(req.path)  # cheap: nothing is hashed or decoded before it passes
             checksums[str(req.path)] = sha256_file(req.path)
-            _cut_one(cut, req, family, profile)
+            _cut_one(cut, req, family, profile, threads)
         except OSError as exc:  # the file changed under us, or an I/O error while reading it
             raise media_error_from_os(exc, req.path) from exc
     return cut, checksums
 
 
-def _cut_one(cut: Cut, req, family: TaskFamily, profile: Profile) -> None:
+def _cut_one(cut: Cut, req, family: TaskFamily, profile: Profile, threads: int | None) -> None:
     if isinstance(req, VideoMedia):
-        _cut_video(cut, req, family, profile)
+        _cut_video(cut, req, family, profile, threads)
     elif isinstance(req, AudioMedia):
-        _cut_audio(cut, req, profile)
+        _cut_audio(cut, req, profile, threads)
     elif isinstance(req, ImageMedia):
         data, original = images.load_image(req.path, size=profile.frame_size)
         cut.files[req.file] = data
@@ -80,12 +92,10 @@ def _cut_one(cut: Cut, req, family: TaskFamily, profile: Profile) -> None:
         raise TypeError(f"unknown media request {req!r}")
 
 
-def _cut_video(cut: Cut, req: VideoMedia, family: TaskFamily, profile: Profile) -> None:
+def _cut_video(cut: Cut, req: VideoMedia, family: TaskFamily, profile: Profile, threads: int | None) -> None:
     n = req.num_frames or profile.frames_for(family)
-    info = ffmpeg.probe(req.path)
-    clip = ffmpeg.extract_clip(
+    clip = ffmpeg.extract_clip(  # one ffmpeg process: the header comes from the cut's own run
         req.path,
-        info=info,
         start=req.start,
         duration=req.duration,
         num_frames=n,
@@ -93,6 +103,7 @@ def _cut_video(cut: Cut, req: VideoMedia, family: TaskFamily, profile: Profile) 
         with_audio=req.audio_role is not None,
         sample_rate=profile.sample_rate,
         require_audio=req.audio_role is not None,
+        threads=threads,
     )
     names = [f"{req.prefix}frame_{i:02d}.jpg" for i in range(len(clip.frames))]
     cut.files.update(zip(names, clip.frames, strict=False))
@@ -115,7 +126,7 @@ def _cut_video(cut: Cut, req: VideoMedia, family: TaskFamily, profile: Profile) 
     )
     if req.audio_role is not None and clip.audio is not None:
         name = _audio_name(req.audio_role, req.prefix)
-        original = (info.audio_sample_rate, info.audio_channels, clip.source_duration)
+        original = (clip.audio_sample_rate, clip.audio_channels, clip.source_duration)
         _add_audio(
             cut,
             req.audio_role,
@@ -136,9 +147,9 @@ def _windows(windows: list[tuple[float, float]] | None, seconds: float) -> list[
     return [(float(s), float(min(e, max(seconds, s)))) for s, e in windows if s < seconds]
 
 
-def _cut_audio(cut: Cut, req: AudioMedia, profile: Profile) -> None:
+def _cut_audio(cut: Cut, req: AudioMedia, profile: Profile, threads: int | None) -> None:
     audio = ffmpeg.extract_audio(
-        req.path, start=req.start, duration=req.duration, sample_rate=profile.sample_rate
+        req.path, start=req.start, duration=req.duration, sample_rate=profile.sample_rate, threads=threads
     )
     original = (audio.original_sample_rate, audio.original_channels, audio.source_duration)
     _add_audio(cut, req.role, req.file, req, audio.wav, audio.num_samples, req.windows, profile, original)

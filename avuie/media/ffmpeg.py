@@ -11,15 +11,19 @@ frames is the picture shown at ``start + (i + 0.5) * d / N``.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+import wave
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
+from avuie.media import graph
 from avuie.media.files import REASONS, MediaError, check_media_file  # noqa: F401 - re-exported
+from avuie.media.graph import SLACK_S, Plan, Want, check_request
 from avuie.media.info import MediaInfo, parse_ffmpeg_header, parse_ffprobe_json
 
 # stderr lines that mean the input itself is damaged (not our command)
@@ -33,7 +37,6 @@ _CORRUPT_MARKERS = (
     "could not find codec parameters",
     "end of file",
 )
-_BITEXACT_OUT = {"fflags": "+bitexact", "map_metadata": -1}
 DEFAULT_TIMEOUT_S = 600.0
 
 TIMEOUT_ENV = "AVUIE_FFMPEG_TIMEOUT"
@@ -55,6 +58,8 @@ class Clip:
     source_duration: float
     sample_rate: int
     clamped: bool = False
+    audio_sample_rate: int | None = None  # the source's audio, as its header states
+    audio_channels: int | None = None
 
 
 @dataclass
@@ -166,79 +171,76 @@ def probe(path: str | Path) -> MediaInfo:
 # ---------------------------------------------------------------- cutting
 
 
-def _plan_cut(path: Path, info: MediaInfo, start: float, duration: float | None, min_duration: float):
-    if info.duration is None:
-        raise MediaError("corrupt_media", "the container does not state a duration", path)
-    if start < 0:
-        raise ValueError(f"start must be >= 0, not {start}")
-    available = info.duration - start
-    if duration is not None and duration <= 0:
-        raise ValueError(f"duration must be > 0, not {duration}")
-    wanted = available if duration is None else duration
-    cut = round(min(wanted, available), 6)
-    if cut < min_duration:
-        raise MediaError(
-            "too_short", f"only {max(available, 0):.3f} s from {start:.3f} s (need >= {min_duration} s)", path
-        )
-    return cut, cut < wanted - 1e-6
-
-
-def _audio_chain(stream, sample_rate: int, num_samples: int):
-    """16-bit mono at ``sample_rate``, padded with silence / trimmed to exactly ``num_samples``."""
-    return (
-        stream.filter("aresample", sample_rate, first_pts=0)
-        .filter("aformat", sample_fmts="s16", channel_layouts="mono")
-        .filter("apad", whole_len=num_samples)
-        .filter("atrim", end_sample=num_samples)
-    )
-
-
-def _wav_output(stream, target: Path, sample_rate: int):
-    import ffmpeg
-
-    return ffmpeg.output(
-        stream,
-        str(target),
-        acodec="pcm_s16le",
-        ar=sample_rate,
-        f="wav",
-        **_BITEXACT_OUT,
-        **{"flags:a": "+bitexact"},
-    )
-
-
-def _run_graph(outputs: list, path: Path) -> str:
-    """Compile the outputs into one command, run it once, raise on failure; return stderr text."""
+def _run_outputs(outputs: list) -> tuple[int, str]:
+    """Compile the outputs into one command and run it once; return (exit status, stderr text)."""
     import ffmpeg
 
     args = ffmpeg.merge_outputs(*outputs).compile(cmd=ffmpeg_exe())
     proc = run_ffmpeg([args[0], "-hide_banner", "-nostdin", "-y", *args[1:]])
-    stderr = proc.stderr.decode(errors="replace")
-    if proc.returncode != 0:
-        raise MediaError(
-            _stderr_reason(stderr), f"ffmpeg exited with {proc.returncode}: {_tail(stderr)}", path
-        )
+    return proc.returncode, proc.stderr.decode(errors="replace")
+
+
+def _failure(code: int, stderr: str, path: Path) -> MediaError | None:
+    """The MediaError of a finished cut run (non-zero exit, or a truncated input), or None when it went well."""
+    if code != 0:
+        return MediaError(_stderr_reason(stderr), f"ffmpeg exited with {code}: {_tail(stderr)}", path)
     if "partial file" in stderr.lower():
-        raise MediaError("corrupt_media", f"truncated file: {_tail(stderr, 3)}", path)
-    return stderr
+        return MediaError("corrupt_media", f"truncated file: {_tail(stderr, 3)}", path)
+    return None
 
 
-def _seek_args(start: float, cut: float) -> dict[str, str]:
-    """Input options for a cut; no `-ss` at 0, since some demuxers (FLV) fail to seek to 0 and jump elsewhere."""
-    args = {"t": f"{cut:.6f}"}
-    if start > 0:
-        args["ss"] = f"{start:.6f}"
-    return args
+def _cut(path: Path, want: Want, info: MediaInfo | None, build) -> tuple[MediaInfo, Plan, str]:
+    """Run a cut in one ffmpeg process; return the header, the plan that ran and ffmpeg's stderr.
+
+    With ``info`` unknown the cut runs as asked and the header is read from that same run's stderr: no
+    separate header process. Only when the header changes the plan (the file is shorter than the window by
+    more than ``want.slack``, or has no audio to take) does a second run follow. A smaller shortfall keeps the
+    run (the plan says so in ``taken``). ``build(plan, fps)`` makes the outputs of a plan.
+    """
+    if info is not None:
+        plan = want.plan(path, info)
+        code, stderr = _run_outputs(build(plan, info.fps))
+        if (error := _failure(code, stderr, path)) is not None:
+            raise error
+        return info, plan, stderr
+    guess = Plan(round(float(want.duration or 0.0), 6), False, want.take_audio)
+    code, stderr = _run_outputs(build(guess, None))
+    header = parse_ffmpeg_header(stderr)
+    if header is None:
+        raise MediaError(_stderr_reason(stderr), f"ffmpeg cannot open the file: {_tail(stderr, 3)}", path)
+    real = want.plan(path, header)
+    if real.audio != guess.audio or guess.cut - real.cut > want.slack:
+        return _cut(path, want, header, build)  # clamped, or no audio to take: once more, header known
+    if (error := _failure(code, stderr, path)) is not None:
+        raise error
+    return header, replace(real, taken=guess.cut if real.clamped else None), stderr
 
 
-def _video_info(path: Path, info: MediaInfo | None, need_audio: bool) -> MediaInfo:
-    """The file's MediaInfo (probed unless given); MediaError when it lacks a stream the cut needs."""
-    info = info or probe(path)
-    if not info.has_video:
-        raise MediaError("no_video_stream", "the file has no video stream", path)
-    if need_audio and not info.has_audio:
-        raise MediaError("no_audio_stream", "the video has no audio stream", path)
+def read_header(path: str | Path) -> MediaInfo:
+    """The header of a media file as ``ffmpeg -i`` prints it (the bundled ffmpeg, no ffprobe), cached per
+    (path, size, modification time), so the several records cut from one file read it once.
+
+    Raises MediaError like :func:`probe`.
+    """
+    path = Path(path).absolute()
+    check_media_file(path)
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key in _HEADERS:
+        return _HEADERS[key]
+    proc = run_ffmpeg([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)])
+    stderr = proc.stderr.decode(errors="replace")
+    info = parse_ffmpeg_header(stderr)
+    if info is None:
+        raise MediaError(_stderr_reason(stderr), f"ffmpeg cannot open the file: {_tail(stderr, 3)}", path)
+    if len(_HEADERS) >= _HEADER_CACHE_SIZE:
+        _HEADERS.pop(next(iter(_HEADERS)))
+    _HEADERS[key] = info
     return info
+
+
+_HEADER_CACHE_SIZE = 256
+_HEADERS: dict = {}
 
 
 def _read_frames(tmpdir: Path, num_frames: int, stderr: str, path: Path) -> list[bytes]:
@@ -251,21 +253,37 @@ def _read_frames(tmpdir: Path, num_frames: int, stderr: str, path: Path) -> list
     return frames
 
 
-def _frames_output(src, cut: float, num_frames: int, size: tuple[int, int], jpeg_quality: int, pattern: Path):
-    """The ffmpeg-python output writing `num_frames` JPEGs at the centres of `num_frames` equal parts of the cut."""
-    import ffmpeg
+def _open(
+    path: str | Path, start: float, duration: float | None, info: MediaInfo | None
+) -> tuple[Path, MediaInfo | None]:
+    """Check a request and its file (cheap, nothing decoded); return the absolute path and the header when it
+    is needed up front (a cut to the end needs the duration: read once per file) or was given."""
+    check_request(start, duration)
+    path = Path(path).absolute()
+    check_media_file(path)
+    return path, read_header(path) if info is None and duration is None else info
 
-    w, h = size
-    video = (
-        src["v:0"]
-        .filter("setpts", f"PTS-{0.5 * cut / num_frames:.6f}/TB")
-        .filter("fps", fps=f"{num_frames}/{cut:.6f}", round="up", start_time=0)
-        .filter("scale", w=w, h=h, flags="bicubic", out_range="full")
-        .filter("setsar", 1)
-        .filter("format", "yuvj420p")
-    )
-    frame_opts = {"frames:v": num_frames, "q:v": jpeg_quality, "flags:v": "+bitexact"}
-    return ffmpeg.output(video, str(pattern), vcodec="mjpeg", f="image2", **frame_opts, **_BITEXACT_OUT)
+
+def _wav_of(path: Path, plan: Plan, sample_rate: int) -> bytes:
+    """The WAV bytes ffmpeg wrote, cut to the plan's samples when its window ran past the file (the tail
+    past ``plan.cut`` is the silence padded in)."""
+    data = path.read_bytes()
+    if plan.taken is None:
+        return data
+    with wave.open(io.BytesIO(data)) as src:
+        params, pcm = src.getparams(), src.readframes(round(plan.cut * sample_rate))
+    out = io.BytesIO()
+    with wave.open(out, "wb") as dst:
+        dst.setparams(params)
+        dst.writeframes(pcm)
+    return out.getvalue()
+
+
+def _clear(tmpdir: Path) -> Path:
+    """Remove what an earlier run of this cut wrote into its own temporary folder; return the folder."""
+    for p in tmpdir.iterdir():
+        p.unlink()
+    return tmpdir
 
 
 def extract_clip(
@@ -281,50 +299,50 @@ def extract_clip(
     min_duration: float = 0.2,
     info: MediaInfo | None = None,
     jpeg_quality: int = 2,
+    threads: int | None = None,
 ) -> Clip:
     """Cut ``[start, start + duration)`` of a video: ``num_frames`` JPEG frames resized to ``size`` and the audio.
 
-    One ffmpeg process decodes the cut once and writes every frame and the WAV (16-bit mono ``sample_rate``).
-    ``duration=None`` means to the end; a cut past the end is clamped (``Clip.clamped``) unless less than
-    ``min_duration`` remains (``too_short``). Pass ``info`` (from :func:`probe`) to skip the header read,
-    otherwise one light ``probe`` runs first. ``jpeg_quality`` is ffmpeg's ``-q:v`` (2 = best).
-    Raises MediaError: missing_file, empty_file, corrupt_media, no_video_stream, no_audio_stream, too_short,
-    ffmpeg_failed.
+    One ffmpeg process writes every frame and the WAV (16-bit mono ``sample_rate``) and prints the header
+    this function reads the facts from (see ``_cut``). Frames close together come from one pass over the cut;
+    frames far apart from a seek to each (avuie/media/graph.py). ``duration=None`` means to the end (the
+    header is then read first, once per file: :func:`read_header`). A cut past the end is clamped
+    (``Clip.clamped``) unless less than ``min_duration`` remains (``too_short``). ``info`` (from
+    :func:`probe`) skips the header read. ``jpeg_quality`` is ffmpeg's ``-q:v`` (2 = best). ``threads`` caps
+    the decoder's threads (None: ffmpeg's own choice; a build with several workers passes fewer).
+    Raises MediaError: missing_file, empty_file, not_a_file, unreadable, name_too_long, corrupt_media,
+    no_video_stream, no_audio_stream, too_short, timeout, ffmpeg_failed.
     """
-    import ffmpeg
-
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, not {num_frames}")
-    path = Path(path).absolute()
-    check_media_file(path)
-    info = _video_info(path, info, with_audio and require_audio)
-    cut, clamped = _plan_cut(path, info, start, duration, min_duration)
-    want_audio = with_audio and info.has_audio
-    num_samples = round(cut * sample_rate)
+    path, info = _open(path, start, duration, info)
+    slack = min(SLACK_S, 0.5 * duration / num_frames) if duration else 0.0  # frames stay inside the file
+    want = Want(start, duration, min_duration, True, with_audio and require_audio, with_audio, slack)
     with tempfile.TemporaryDirectory(prefix="avuie_clip_") as tmp:
-        tmpdir = Path(tmp)
-        src = ffmpeg.input(str(path), **_seek_args(start, cut))
-        outputs = [_frames_output(src, cut, num_frames, size, jpeg_quality, tmpdir / "f_%04d.jpg")]
-        if want_audio:
-            outputs.append(
-                _wav_output(_audio_chain(src["a:0"], sample_rate, num_samples), tmpdir / "a.wav", sample_rate)
-            )
-        stderr = _run_graph(outputs, path)
-        frames = _read_frames(tmpdir, num_frames, stderr, path)
-        audio = (tmpdir / "a.wav").read_bytes() if want_audio else None
+
+        def build(plan: Plan, fps: float | None) -> list:
+            rate = sample_rate if plan.audio else None
+            args = (start, plan.cut, num_frames, size, jpeg_quality, rate, fps, threads)
+            return graph.clip_outputs(path, _clear(Path(tmp)), *args)
+
+        info, plan, stderr = _cut(path, want, info, build)
+        frames = _read_frames(Path(tmp), num_frames, stderr, path)
+        audio = _wav_of(Path(tmp) / "a.wav", plan, sample_rate) if plan.audio else None
     return Clip(
         frames=frames,
-        frame_times=[round(start + (i + 0.5) * cut / num_frames, 6) for i in range(num_frames)],
+        frame_times=[round(start + (i + 0.5) * plan.span / num_frames, 6) for i in range(num_frames)],
         audio=audio,
-        audio_num_samples=num_samples if want_audio else 0,
+        audio_num_samples=round(plan.cut * sample_rate) if plan.audio else 0,
         start=float(start),
-        duration=cut,
+        duration=plan.cut,
         size=(size[0], size[1]),
         original_size=(info.width or 0, info.height or 0),
         fps=info.fps,
         source_duration=info.duration or 0.0,
         sample_rate=sample_rate,
-        clamped=clamped,
+        clamped=plan.clamped,
+        audio_sample_rate=info.audio_sample_rate,
+        audio_channels=info.audio_channels,
     )
 
 
@@ -336,36 +354,33 @@ def extract_audio(
     sample_rate: int = 16000,
     min_duration: float = 0.2,
     info: MediaInfo | None = None,
+    threads: int | None = None,
 ) -> AudioCut:
     """Cut ``[start, start + duration)`` of a file's first audio track to 16-bit mono WAV at ``sample_rate``.
 
-    Works on audio files (wav, mp3, flac) and on videos (flv, mp4...). ``duration=None`` means to the end;
-    clamping and errors as in :func:`extract_clip` (``no_audio_stream`` when there is no audio).
+    Works on audio files (wav, mp3, flac) and on videos (flv, mp4...). One ffmpeg process, the header read
+    from its own output as in :func:`extract_clip`; ``duration=None`` means to the end; clamping and errors
+    as in :func:`extract_clip` (``no_audio_stream`` when there is no audio); ``threads`` as there.
     """
-    import ffmpeg
-
-    path = Path(path).absolute()
-    check_media_file(path)
-    info = info or probe(path)
-    if not info.has_audio:
-        raise MediaError("no_audio_stream", "the file has no audio stream", path)
-    cut, clamped = _plan_cut(path, info, start, duration, min_duration)
-    num_samples = round(cut * sample_rate)
+    path, info = _open(path, start, duration, info)
+    want = Want(start, duration, min_duration, False, True, True, SLACK_S)
     with tempfile.TemporaryDirectory(prefix="avuie_audio_") as tmp:
         target = Path(tmp) / "a.wav"
-        src = ffmpeg.input(str(path), **_seek_args(start, cut))
-        _run_graph(
-            [_wav_output(_audio_chain(src["a:0"], sample_rate, num_samples), target, sample_rate)], path
-        )
-        wav = target.read_bytes()
+
+        def build(plan: Plan, fps: float | None) -> list:
+            target = _clear(Path(tmp)) / "a.wav"
+            return [graph.audio_output(path, start, plan.cut, sample_rate, target, threads)]
+
+        info, plan, _ = _cut(path, want, info, build)
+        wav = _wav_of(target, plan, sample_rate)
     return AudioCut(
         wav=wav,
-        num_samples=num_samples,
+        num_samples=round(plan.cut * sample_rate),
         start=float(start),
-        duration=cut,
+        duration=plan.cut,
         sample_rate=sample_rate,
         original_sample_rate=info.audio_sample_rate,
         original_channels=info.audio_channels,
         source_duration=info.duration or 0.0,
-        clamped=clamped,
+        clamped=plan.clamped,
     )
