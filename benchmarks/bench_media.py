@@ -12,11 +12,12 @@ whole clip, with the same ffmpeg binary (imageio-ffmpeg's):
 - ``one ffmpeg, 2 outputs``: the same two outputs from one ffmpeg command (one decode)
 - ``decode only``         : ``ffmpeg -i c -f null -``: decode every video frame and the audio, write nothing
 
-Clips: synthetic 640x360 25 fps h264 (x264 veryfast, a keyframe every ``--gop`` s, as web videos have: the
-real AVE/LLP clips have keyframes 2-5 s apart) + AAC, 10 s and 60 s long; and the real 10 s AVE/LLP clips
-when ../shared is there. Times are medians of ``--repeats`` runs over all clips of a set, per clip.
+Clips: synthetic 640x360 25 fps h264 (x264 veryfast) + AAC, 10 s long (a keyframe every 5 s) and 60 s long
+(one set per ``--gops`` keyframe interval: web videos have one every 2-5 s, as the real AVE/LLP clips do); and
+the real 10 s AVE/LLP clips when ../shared is there. Times are medians of ``--repeats`` rounds over all clips
+of a set (every method once per round, in turn), per clip.
 
-Run: ``python benchmarks/bench_media.py [--short 8] [--long 3] [--repeats 5] [--gop 5]``.
+Run: ``python benchmarks/bench_media.py [--short 8] [--long 3] [--repeats 5] [--gops 2,5]``.
 """
 
 from __future__ import annotations
@@ -69,16 +70,6 @@ def script(clips: list[Path], out: Path, seconds: float, method: str) -> str:
     return "\n".join(lines)
 
 
-def median_time(fn, repeats: int) -> float:
-    """Run ``fn`` ``repeats`` times; return the median wall time in seconds."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def avuie_cut(clips: list[Path], whole_file: bool) -> None:
     """Cut every clip as the build does (see the module docstring), header cache emptied first."""
     ffmpeg._HEADERS.clear()
@@ -89,13 +80,20 @@ def avuie_cut(clips: list[Path], whole_file: bool) -> None:
 
 
 def bench(clips: list[Path], seconds: float, whole_file: bool, repeats: int) -> dict[str, float]:
-    """Seconds per clip of every method on ``clips`` (all ``seconds`` long)."""
-    rows = {"avuie": median_time(lambda: avuie_cut(clips, whole_file), repeats)}
-    for method in ("two-process script", "one ffmpeg, 2 outputs", "decode only"):
-        with tempfile.TemporaryDirectory() as tmp:
+    """Seconds per clip of every method on ``clips`` (all ``seconds`` long): medians of ``repeats`` rounds,
+    each round running every method once in turn (so a load change on the machine hits all of them alike)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {"avuie": lambda: avuie_cut(clips, whole_file)}
+        for method in ("two-process script", "one ffmpeg, 2 outputs", "decode only"):
             text = script(clips, Path(tmp), seconds, method)
-            rows[method] = median_time(lambda s=text: subprocess.run(["bash", "-c", s], check=True), repeats)
-    return {name: t / len(clips) for name, t in rows.items()}
+            runs[method] = lambda s=text: subprocess.run(["bash", "-c", s], check=True)
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(repeats):
+            for name, run in runs.items():
+                t0 = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) / len(clips) for name, t in times.items()}
 
 
 def print_table(title: str, rows: dict[str, float]) -> None:
@@ -113,17 +111,22 @@ def main() -> None:
     parser.add_argument("--short", type=int, default=8, help="number of synthetic 10 s clips")
     parser.add_argument("--long", type=int, default=3, help="number of synthetic 60 s clips")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per method (median)")
-    parser.add_argument("--gop", type=float, default=5.0, help="seconds between keyframes of synthetic clips")
+    parser.add_argument(
+        "--gops", default="2,5", help="seconds between keyframes of the synthetic 60 s clips (one set each)"
+    )
     args = parser.parse_args()
     print(f"ffmpeg: {ffmpeg.ffmpeg_exe()}")
     with tempfile.TemporaryDirectory() as tmp:
-        short = [make_clip(Path(tmp) / f"s{k}.mp4", 10, args.gop, 300 + 50 * k) for k in range(args.short)]
-        long = [make_clip(Path(tmp) / f"l{k}.mp4", 60, args.gop, 300 + 50 * k) for k in range(args.long)]
-        kind = f"640x360, 25 fps, h264 keyframe every {args.gop:g} s + aac"
-        title = f"{args.short} synthetic 10 s clips ({kind}), cut as AVE asks"
+        short = [make_clip(Path(tmp) / f"s{k}.mp4", 10, 5.0, 300 + 50 * k) for k in range(args.short)]
+        kind = "640x360, 25 fps, h264 + aac, a keyframe every {:g} s"
+        title = f"{args.short} synthetic 10 s clips ({kind.format(5)}), cut as AVE asks (0-10 s)"
         print_table(title, bench(short, 10.0, False, args.repeats))
-        title = f"{args.long} synthetic 60 s clips ({kind}), cut as MUSIC-AVQA asks (whole file)"
-        print_table(title, bench(long, 60.0, True, args.repeats))
+        for gop in (float(g) for g in args.gops.split(",")):
+            long = [make_clip(Path(tmp) / f"l{k}.mp4", 60, gop, 300 + 50 * k) for k in range(args.long)]
+            title = (
+                f"{args.long} synthetic 60 s clips ({kind.format(gop)}), cut as MUSIC-AVQA asks (whole file)"
+            )
+            print_table(title, bench(long, 60.0, True, args.repeats))
     real = [p for p in REAL if p.exists()]
     if real:
         print_table(f"{len(real)} real 10 s clips (AVE, LLP)", bench(real, 10.0, False, args.repeats))
