@@ -1,4 +1,4 @@
-"""One hostile entry never aborts or hangs a build (issue 12 item 5, and item 9's label past the media).
+"""One hostile entry never aborts or hangs a build (issue 12 item 5).
 
 Each case builds a real raw tree (real ffmpeg media, real FIFO, real links, real permissions) holding one good
 clip and one bad entry, runs `avuie build` in a child process with a deadline (so a hang fails the test
@@ -115,18 +115,6 @@ def test_an_unreadable_clip_is_a_reject(tmp_path):
     stats, rejects = _run_build("ave", raw, tmp_path / "out", preexec=preexec)
     assert stats["splits"]["train"]["written"] == 1
     assert rejects["2"]["reason"] == "unreadable" and "Permission denied" in rejects["2"]["detail"]
-
-
-def test_a_label_past_the_media_is_a_reject(tmp_path):
-    """A 0.2 s clip labelled [4, 10) was written with media_duration 0.2; now it is `label_outside_media`."""
-
-    def short(d: Path) -> str:
-        make_video(d / f"{BAD}.mp4", duration=0.2, size=(96, 72), fps=5)
-        return BAD
-
-    stats, rejects = _run_build("ave", _ave_tree(tmp_path / "raw", short), tmp_path / "out")
-    assert stats["splits"]["train"]["written"] == 1
-    assert rejects["2"]["reason"] == "label_outside_media" and "0.200 s" in rejects["2"]["detail"]
 
 
 def test_a_clip_a_little_shorter_than_its_label_is_still_written(tmp_path):

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from avuie.build.config import BuildConfig
-from avuie.build.cutting import check_label_times, cut_record, ffmpeg_threads
+from avuie.build.cutting import cut_record, ffmpeg_threads
 from avuie.builders import Builder, Record, Reject
 from avuie.builders.base import error_text
 from avuie.media.ffmpeg import MediaError
@@ -78,7 +78,6 @@ def prepare(builder: Builder, record: Record, config: BuildConfig) -> Prepared:
         return Prepared(record, reject=record_reject(record, exc.reason, exc.detail))
     try:
         target = builder.make_target(record, cut)
-        check_label_times(target, cut)  # a label past the media actually cut is a reject, not a sample
     except (ValueError, ValidationError) as exc:
         reason = getattr(exc, "reason", "invalid_target")
         detail = getattr(exc, "detail", None) or error_text(exc)
