@@ -447,3 +447,18 @@ def test_real_masks():
     assert 0 <= box[0] <= box[2] < 224 and 0 <= box[1] <= box[3] < 224
     small = images.resize_mask(s4 == 45, (224, 224))
     assert all(small[y, x] for x, y in points)
+
+
+def test_build_workers_share_the_cores_between_decoders(files, monkeypatch):
+    """A build with several workers caps each ffmpeg decoder's threads so workers x threads fit the cores."""
+    import os
+
+    from avuie.build.cutting import ffmpeg_threads
+
+    cores = len(os.sched_getaffinity(0))
+    assert ffmpeg_threads(1) == cores and ffmpeg_threads(cores) == 1 and ffmpeg_threads(4 * cores) == 1
+    calls = _count_runs(monkeypatch)
+    ffmpeg.extract_clip(files["counter"], duration=10.0, num_frames=3, threads=1)  # seek: 3 inputs + audio
+    args = calls[0]
+    assert args.count("-i") == args.count("-threads") == 4
+    assert all(args[i + 1] == "1" for i, a in enumerate(args) if a == "-threads"), args
