@@ -1,12 +1,14 @@
-"""The ffmpeg media layer: probe a file, cut a clip (N frames + 16 kHz mono audio) in one ffmpeg process.
+"""The ffmpeg media layer: cut a clip (N frames + 16 kHz mono audio) in one ffmpeg process, whose own stderr
+gives the file's header (no probe process before it); read a header alone (:func:`read_header`, :func:`probe`).
 
-Commands are built with ``ffmpeg-python`` and run through :func:`run_ffmpeg` (the one place that starts
-processes, so it can be timed or counted). Outputs are deterministic (bitexact flags, no metadata): a rebuild
+Commands are built with ``ffmpeg-python`` (avuie/media/graph.py) and run through :func:`run_ffmpeg` (the one
+place that starts processes, so it can be timed or counted; every run has a deadline). Outputs are deterministic (bitexact flags, no metadata): a rebuild
 gives the same bytes, hence the same content hash. Bad inputs raise :class:`MediaError` with a ``reason``.
 The picture helpers (images, masks, mask geometry, the PASCAL-VOC palette) live in avuie/media/images.py.
 
 Times are seconds. Sizes are ``(width, height)``. Frame ``i`` of a cut ``[start, start + d)`` with ``N``
-frames is the picture shown at ``start + (i + 0.5) * d / N``.
+frames is the picture shown at ``start + (i + 0.5) * d / N`` (``d`` the window asked when the file is at
+most ``graph.SLACK_S`` shorter, see ``_cut``).
 """
 
 from __future__ import annotations
