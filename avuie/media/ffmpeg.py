@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import wave
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -228,21 +229,24 @@ def read_header(path: str | Path) -> MediaInfo:
     check_media_file(path)
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns)
-    if key in _HEADERS:
-        return _HEADERS[key]
+    with _HEADERS_LOCK:  # build workers are threads
+        if key in _HEADERS:
+            return _HEADERS[key]
     proc = run_ffmpeg([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)])
     stderr = proc.stderr.decode(errors="replace")
     info = parse_ffmpeg_header(stderr)
     if info is None:
         raise MediaError(_stderr_reason(stderr), f"ffmpeg cannot open the file: {_tail(stderr, 3)}", path)
-    if len(_HEADERS) >= _HEADER_CACHE_SIZE:
-        _HEADERS.pop(next(iter(_HEADERS)))
-    _HEADERS[key] = info
+    with _HEADERS_LOCK:
+        if len(_HEADERS) >= _HEADER_CACHE_SIZE:
+            _HEADERS.pop(next(iter(_HEADERS)))
+        _HEADERS[key] = info
     return info
 
 
 _HEADER_CACHE_SIZE = 256
 _HEADERS: dict = {}
+_HEADERS_LOCK = threading.Lock()
 
 
 def _read_frames(tmpdir: Path, num_frames: int, stderr: str, path: Path) -> list[bytes]:
