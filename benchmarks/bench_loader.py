@@ -24,7 +24,6 @@ paths, not disks. The HTTP target (>= 0.8x local, decoded) is printed beside its
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import subprocess
@@ -39,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from avuie.shards.decode import decode_media  # noqa: E402
 from avuie.shards.layout import find_shards  # noqa: E402
 from avuie.shards.loader import AVStream  # noqa: E402
+from avuie.shards.members import unpack_sample  # noqa: E402
 
 SERVER = (
     "import sys; from avuie.shards.server import run_server; "
@@ -48,9 +48,9 @@ HTTP_TARGET = 0.8
 
 
 def decode_files(files: dict[str, bytes]) -> int:
-    """Decode one sample's members ({extension: bytes}, "json" included) like AVStream; return 1."""
-    sample = json.loads(files.pop("json"))
-    decode_media(sample, files)
+    """Decode one sample's stored members ({extension: bytes}, "json" included) like AVStream; return 1."""
+    sample, media_files = unpack_sample(files)
+    decode_media(sample, media_files)
     return 1
 
 

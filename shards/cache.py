@@ -82,15 +82,16 @@ class ShardCache:
             return path
         path = self.folder / f"{PREFIX}{sha}.tar"
         with _Locked(self.folder / f".{PREFIX}{sha}.lock"):
-            if not (path.exists() and path.stat().st_size == shard.scan.num_bytes):
+            with _Locked(self.folder / f".{PREFIX}cache.lock"):  # no eviction between the check and the touch
+                if _touch(path, shard.scan.num_bytes):
+                    self._known[sha] = path
+                    return path
+                if not self._make_room(shard.scan.num_bytes):
+                    return None  # other downloads hold the room now: read this shard with ranges
                 partial = path.with_name(f".{path.name}.{os.getpid()}.part")
-                with _Locked(self.folder / f".{PREFIX}cache.lock"):
-                    if not self._make_room(shard.scan.num_bytes):
-                        return None  # other downloads hold the room now: read this shard with ranges
-                    with open(partial, "wb") as reserve:
-                        reserve.truncate(shard.scan.num_bytes)  # counted by other processes' _make_room
-                self._download(shard, reader, path, partial)
-            os.utime(path)  # most recently used
+                with open(partial, "wb") as reserve:
+                    reserve.truncate(shard.scan.num_bytes)  # counted by other processes' _make_room
+            self._download(shard, reader, path, partial)
         self._known[sha] = path
         return path
 
@@ -115,7 +116,11 @@ class ShardCache:
                     f"advertises {shard.scan.num_bytes} bytes with sha256 {shard.scan.sha256} (changed on the "
                     "server? rerun to read its new index)"
                 )
-            os.replace(partial, path)
+            # Under the cache lock: a listing by another thread's or process's _make_room never falls between the
+            # part's name and the entry's (seeing neither would undercount the folder and overfill it).
+            with _Locked(self.folder / f".{PREFIX}cache.lock"):
+                os.replace(partial, path)
+                os.utime(path)  # most recently used
             self.downloads += 1
         finally:
             partial.unlink(missing_ok=True)
@@ -152,6 +157,17 @@ class ShardCache:
             path.unlink(missing_ok=True)  # a reader holding it open keeps reading (POSIX)
             total -= size
         return total + needed <= self.max_bytes
+
+
+def _touch(path: Path, size: int) -> bool:
+    """Mark an entry of the expected size most recently used; False when there is none (or a torn one)."""
+    try:
+        if path.stat().st_size != size:
+            return False
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 class _Locked:

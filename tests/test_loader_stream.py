@@ -177,6 +177,57 @@ def test_the_shard_cache_stays_under_its_size_and_keeps_foreign_files(build, ser
     assert tiny.cache.downloads == 0
 
 
+def test_threads_filling_the_cache_never_overfill_it(tmp_path, monkeypatch):
+    """A finished download is renamed into place under the cache lock, so a concurrent room-making listing never
+    falls between the part's name and the entry's; at every rename the entries fit under max_bytes."""
+    import fcntl
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from avuie.shards import cache as cache_module
+
+    size, limit = 1000, 3000
+    blobs = [bytes([n]) * size for n in range(24)]
+    shards = [
+        SimpleNamespace(
+            transport="http",
+            location=f"s{n}",
+            scan=SimpleNamespace(sha256=hashlib.sha256(blob).hexdigest(), num_bytes=size),
+        )
+        for n, blob in enumerate(blobs)
+    ]
+
+    class Reader:
+        def download(self, shard, out):
+            time.sleep(0.002)
+            out.write(blobs[int(shard.location[1:])])
+            return size
+
+    store = cache_module.ShardCache(tmp_path, limit)
+    lock_path = tmp_path / f".{cache_module.PREFIX}cache.lock"
+    unlocked_renames, overfull, real_replace = [], [], os.replace
+
+    def checked_replace(src, dst):
+        with open(lock_path, "a+b") as probe:
+            try:
+                fcntl.flock(probe.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                unlocked_renames.append(dst)  # nobody held the cache lock
+            except BlockingIOError:
+                pass
+        real_replace(src, dst)
+        held = sum(p.stat().st_size for p in tmp_path.glob(f"{cache_module.PREFIX}*.tar"))
+        if held > limit:
+            overfull.append(held)
+
+    monkeypatch.setattr(cache_module.os, "replace", checked_replace)
+    with ThreadPoolExecutor(6) as pool:
+        paths = list(pool.map(lambda n: store.local_copy(shards[n % 24], Reader()), range(96)))
+    assert unlocked_renames == [] and overfull == []
+    assert store.downloads >= 3 and all(path is None or path.parent == tmp_path for path in paths)
+    assert sum(p.stat().st_size for p in tmp_path.glob(f"{cache_module.PREFIX}*.tar")) <= limit
+
+
 def test_a_download_that_does_not_match_the_index_sha256_is_refused(build, tmp_path):
     copy = write_build(tmp_path / "out", {"ave": {"train": [4]}}, frames=2, size=24, audio_seconds=0.05)
     cache = tmp_path / "cache"
