@@ -19,6 +19,7 @@ workers.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from collections import deque
 from typing import Any
@@ -28,6 +29,7 @@ from avuie.build.job import STOP, ExecutorError, UnitJob
 from avuie.build.piece import write_piece
 from avuie.build.plan import WorkUnit
 
+CONNECT_SECONDS = 10  # to reach a cluster's address
 RETRIES = 3  # runs of a slice after its worker died
 MAX_SLICE = 16  # records per task at most
 STORAGE_ENV = ("AWS_", "FSSPEC_", "GOOGLE_APPLICATION_CREDENTIALS", "AZURE_STORAGE_", "AVUIE_CACHE")
@@ -56,6 +58,8 @@ def connect(workers: int, address: str | None) -> Any:
     with _connect_lock:
         if ray.is_initialized():
             return ray
+        if address and address != "auto":
+            _check_reachable(address)
         try:
             if address:
                 ray.init(address=address, runtime_env={"env_vars": storage_env()}, log_to_driver=False)
@@ -66,6 +70,20 @@ def connect(workers: int, address: str | None) -> Any:
                 f"cannot start or reach the Ray cluster {address or '(local)'}: {exc}"
             ) from exc
     return ray
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse at once an address where nothing listens (ray.init would retry for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ExecutorError(f"--address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as exc:
+        raise ExecutorError(
+            f"cannot start or reach the Ray cluster {address}: {exc} (is `ray start --head` running there, "
+            "and is the port the head's GCS port, or 10001 for ray://?)"
+        ) from exc
 
 
 def _cut_slice(builder: Any, records: list, config: Any) -> list:

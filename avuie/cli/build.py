@@ -103,7 +103,7 @@ _BUILD_OPTIONS = dict(
     address=typer.Option(
         None,
         "--address",
-        help="With --executor ray: the cluster (auto, ray://HOST:10001); default a local Ray with --workers CPUs.",
+        help="With --executor ray: the cluster (auto, HOST:PORT, ray://HOST:10001); default a local Ray with --workers CPUs.",
     ),
 )
 _REASONING_OPTIONS = dict(
