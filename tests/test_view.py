@@ -12,8 +12,9 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from starlette.testclient import TestClient
 
-from avuie.view.app import view_in_thread
+from avuie.view.app import create_view_app, view_in_thread
 from avuie.view.auth import COOKIE
 from avuie.view.stats_page import bar_chart
 from avuie.view.store import Filters, Store
@@ -170,6 +171,55 @@ def test_token_rule_is_the_servers_plus_a_browser_cookie(out):
         http.cookies.clear()
         http.cookies.set(COOKIE, "wrong")
         assert http.get("/stats").status_code == 401
+
+
+def test_media_answers_one_byte_range_so_the_audio_element_can_seek(client, out):
+    item = next(iter(shard_samples(out / "s4").values()))
+    name = next(n for n in item["files"] if n.endswith(".wav"))
+    data, size = item["files"][name], len(item["files"][name])
+    params = {"build": "s4", "key": item["key"], "m": name}
+
+    def get(header: str | None):
+        return client.get("/media", params=params, headers={"Range": header} if header else {})
+
+    whole = get(None)
+    assert whole.status_code == 200 and whole.content == data and whole.headers["accept-ranges"] == "bytes"
+    for header, (start, end) in {
+        "bytes=0-99": (0, 99),
+        "bytes=100-": (100, size - 1),
+        "bytes=-10": (size - 10, size - 1),
+        f"bytes=5-{size + 1000}": (5, size - 1),
+    }.items():
+        part = get(header)
+        assert part.status_code == 206, header
+        assert part.content == data[start : end + 1], header
+        assert part.headers["content-range"] == f"bytes {start}-{end}/{size}", header
+    assert get(f"bytes={size}-").status_code == 416
+    assert get(f"bytes={size}-").headers["content-range"] == f"bytes */{size}"
+    for ignored in ("bytes=0-1,5-9", "bytes=9-3", "items=0-1", "bytes=" + "9" * 40 + "-"):
+        answer = get(ignored)  # several, reversed, other units or absurd numbers: the whole member
+        assert answer.status_code == 200 and answer.content == data, ignored
+
+
+def test_a_loopback_viewer_answers_only_to_loopback_host_names(out):
+    """DNS rebinding: a page at evil.example re-pointed to 127.0.0.1 sends Host: evil.example (and a matching
+    Origin), so it would be same-origin with the viewer; the viewer refuses it before the token or the form."""
+    with view_in_thread(out) as handle, httpx.Client(base_url=handle.url, timeout=60) as http:
+        port = handle.url.rsplit(":", 1)[1].strip("/")
+        assert http.get("/healthz").status_code == 200
+        assert http.get("/healthz", headers={"Host": f"localhost:{port}"}).status_code == 200
+        refused = http.get("/", headers={"Host": f"evil.example:{port}"})
+        assert refused.status_code == 421 and "loopback" in refused.text
+        rebound = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
+        post = http.post("/apply", headers=rebound, data={})
+        assert post.status_code == 421
+        assert http.get("/healthz", headers={"Host": "[bad"}).status_code == 421
+    with TestClient(
+        create_view_app(out, host="0.0.0.0")
+    ) as anywhere:  # bound to every address: a token's job
+        assert anywhere.get("/healthz").status_code == 200  # Host: testserver
+    with TestClient(create_view_app(out)) as loopback:
+        assert loopback.get("/healthz").status_code == 421
 
 
 def test_rejects_table_shows_reason_detail_and_raw_lines(client, out):

@@ -17,7 +17,7 @@ from pathlib import Path
 from avuie.shards.guard import PathRejected, ServerLimits
 from avuie.shards.server import _base_url, _make_server, bind_socket
 from avuie.view import pages, sample_page, stats_page
-from avuie.view.auth import BrowserTokenGate
+from avuie.view.auth import BrowserTokenGate, LoopbackHostGate, is_loopback
 from avuie.view.edits import ReviewFiles
 from avuie.view.html import esc, layout, link
 from avuie.view.provenance import build_facts, raw_lines
@@ -157,14 +157,18 @@ def _page_number(params) -> int:
         return 0
 
 
-def create_view_app(root: str | Path, token: str | None = None, viewer: Viewer | None = None):
-    """Return the ASGI app of the viewer over the builds under root (with token: the serve token rule)."""
+def create_view_app(
+    root: str | Path, token: str | None = None, viewer: Viewer | None = None, host: str = "127.0.0.1"
+):
+    """Return the ASGI app of the viewer over the builds under root (with token: the serve token rule; listening
+    on a loopback `host`: only loopback Host headers, see avuie.view.auth)."""
     from avuie.view.routes import routes
 
     viewer = viewer or Viewer(root)
     static = resources.files("avuie.view").joinpath("static")
     app = routes(viewer, Path(str(static)))
-    return BrowserTokenGate(app, token) if token else app
+    app = BrowserTokenGate(app, token) if token else app
+    return LoopbackHostGate(app) if is_loopback(host) else app
 
 
 @dataclass
@@ -192,7 +196,7 @@ def _server_for(root, host, port, token, log_level: str = "warning"):
     viewer = Viewer(root)
     limits = ServerLimits()
     sock = bind_socket(host, port)
-    server, _ = _make_server(create_view_app(root, token, viewer), log_level, limits)
+    server, _ = _make_server(create_view_app(root, token, viewer, host), log_level, limits)
     return viewer, sock, server, _base_url(host, sock.getsockname()[1])
 
 

@@ -4,10 +4,15 @@ browser cannot send that header when it follows a link, so the token may also ar
 command prints) or, after that first page, as an HttpOnly, SameSite=Strict cookie. Both are turned into the same
 header and checked by the same gate. Requests that change data (POST) must also come from the viewer's own
 pages (Origin or Referer naming the Host), so that another site cannot post to a viewer on localhost.
+
+A viewer bound to a loopback address also refuses (421) any request whose Host header names another host
+(`LoopbackHostGate`): a web page whose domain an attacker re-points to 127.0.0.1 (DNS rebinding) would otherwise
+be same-origin with the viewer in the user's browser, read its pages and post edits.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, urlsplit
 
@@ -61,3 +66,41 @@ def same_origin(headers) -> bool:
     host = headers.get("host", "")
     origin = headers.get("origin") or headers.get("referer")
     return bool(host) and bool(origin) and urlsplit(origin).netloc == host
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and every loopback address (127.0.0.0/8, ::1, with or without IPv6 brackets)."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.lower().rstrip(".") == "localhost"
+
+
+def host_name(scope) -> str:
+    """The host name of a request's Host header, without port or brackets ("" when absent or malformed)."""
+    raw = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+    try:
+        return urlsplit(f"//{raw}").hostname or ""
+    except ValueError:
+        return ""
+
+
+class LoopbackHostGate:
+    """ASGI middleware for a viewer listening on loopback: 421 unless the Host header names a loopback host."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and not is_loopback(host_name(scope)):
+            from starlette.responses import Response
+
+            refusal = Response(
+                "refused: this viewer listens on loopback and answers only to localhost / 127.0.0.1 / [::1] "
+                "in the Host header (open it by the URL it printed)",
+                status_code=421,
+                media_type="text/plain",
+            )
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

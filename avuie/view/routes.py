@@ -5,6 +5,7 @@ Page work (DuckDB queries, byte-range reads, `review apply`) runs in worker thre
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -17,6 +18,7 @@ from avuie.view.html import esc, layout
 from avuie.view.tarread import SampleMissing
 
 MAX_FORM_BYTES = 1 << 20
+_RANGE = re.compile(r"bytes=(\d{0,18})-(\d{0,18})")
 CACHED = {"Cache-Control": "private, max-age=60"}
 
 
@@ -38,8 +40,11 @@ async def _page(render, *args) -> Response:
     return HTMLResponse(body)
 
 
-async def _bytes(fetch, params: dict, media_type: str | None = None) -> Response:
-    """Run fetch(params) in a worker thread: bytes (or (bytes, type)) as a response, a missing member as 404."""
+async def _bytes(
+    fetch, params: dict, media_type: str | None = None, byte_range: str | None = None
+) -> Response:
+    """Run fetch(params) in a worker thread: bytes (or (bytes, type)) as a response (one `byte_range` of them
+    when the Range header asks, see `ranged`), a missing member as 404."""
     try:
         found = await anyio.to_thread.run_sync(fetch, params)
     except (LookupError, SampleMissing) as error:
@@ -47,7 +52,24 @@ async def _bytes(fetch, params: dict, media_type: str | None = None) -> Response
     except PathRejected as error:
         return Response(error.reason, status_code=error.status, media_type="text/plain")
     data, kind = found if isinstance(found, tuple) else (found, media_type)
-    return Response(data, media_type=kind, headers=CACHED)
+    return ranged(data, kind, byte_range)
+
+
+def ranged(data: bytes, kind: str | None, byte_range: str | None) -> Response:
+    """`data` whole (200), or the one range a `Range: bytes=a-b | a- | -n` header asks (206 with Content-Range;
+    416 when it starts past the end). A header naming several ranges, or one that does not parse, gets the
+    whole body, as HTTP allows; every answer says Accept-Ranges, so a media element can seek."""
+    size, headers = len(data), {**CACHED, "Accept-Ranges": "bytes"}
+    match = _RANGE.fullmatch((byte_range or "").strip())
+    if match is None or match.groups() == ("", "") or (all(match.groups()) and int(match[2]) < int(match[1])):
+        return Response(data, media_type=kind, headers=headers)
+    first, last = match.groups()
+    start = max(0, size - int(last)) if first == "" else int(first)
+    end = size - 1 if first == "" or last == "" else min(int(last), size - 1)
+    if start >= size or (first == "" and int(last) == 0):
+        return Response(b"", status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return Response(data[start : end + 1], status_code=206, media_type=kind, headers=headers)
 
 
 async def _form(request) -> dict[str, str] | Response:
@@ -76,7 +98,9 @@ class Endpoints:
 
     async def media(self, request):
         """GET /media: one member's bytes."""
-        return await _bytes(self.viewer.member, dict(request.query_params))
+        return await _bytes(
+            self.viewer.member, dict(request.query_params), None, request.headers.get("range")
+        )
 
     async def thumb(self, request):
         """GET /thumb: a JPEG thumbnail."""
