@@ -264,7 +264,9 @@ def test_probe_without_ffprobe(files, monkeypatch, key):
         assert (info.width, info.height) == ((64, 64) if key == "counter" else (96, 64))
     if key == "wav":
         assert (info.audio_sample_rate, info.audio_channels, info.audio_codec) == (22050, 2, "pcm_s16le")
-    assert info.duration == pytest.approx(10.0 if key == "counter" else 5.0 if not video else 3.0, abs=0.05)
+    # an mp3 is whole 1,152-sample frames plus the encoder's padding: its length varies by ffmpeg release
+    slack = 0.1 if key == "mp3" else 0.05
+    assert info.duration == pytest.approx(10.0 if key == "counter" else 5.0 if not video else 3.0, abs=slack)
 
 
 def test_header_parsers_agree():
@@ -305,7 +307,7 @@ def test_extract_audio(files, key, rate, channels):
     assert (cut.original_sample_rate, cut.original_channels) == (rate, channels)
     whole = ffmpeg.extract_audio(files[key])
     assert abs(whole.duration - whole.source_duration) < 1e-6
-    assert abs(whole.num_samples / 16000 - (5.0 if key != "flv" else 3.0)) < 0.05
+    assert abs(whole.num_samples / 16000 - (5.0 if key != "flv" else 3.0)) < (0.1 if key == "mp3" else 0.05)
 
 
 def test_extract_audio_needs_an_audio_stream(files):
