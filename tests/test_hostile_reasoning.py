@@ -355,7 +355,14 @@ def test_a_build_against_a_hostile_endpoint_finishes_and_writes_stats(server, tm
 def test_an_interrupted_build_writes_stats_and_resumes(tmp_path, sig):
     out = tmp_path / "ave"
     with FakeOpenAIServer(latency=0.3) as server:
-        args = [sys.executable, "-m", "avuie", *build_args(out, server, "--concurrency", "1")]
+        # one worker: the shards finish one after another, so the first staged shard leaves three more (1.8 s) to
+        # interrupt; with several workers sharing one request slot they all finish within the last request or two
+        args = [
+            sys.executable,
+            "-m",
+            "avuie",
+            *build_args(out, server, "--concurrency", "1", "--workers", "1"),
+        ]
         proc = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
         )
