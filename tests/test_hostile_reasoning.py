@@ -29,6 +29,10 @@ from tests.reasoning_kit import FakeOpenAIServer, ave_drafts
 
 FAST = {"backoff_base": 0.01, "backoff_max": 0.05, "timeout": 5.0}
 LIMIT = 90.0  # seconds: a generous bound that only proves a run ends
+WITH_CTRL_C = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); sys.argv[0] = 'avuie'; "
+    "runpy.run_module('avuie', run_name='__main__', alter_sys=True)"
+)
 CHURCH, BARK, GUITAR = "RUhOCu3LNXM", "0IklLP7_kBw", "MH3m4AwEcRY"  # video ids of bundled AVE samples
 
 
@@ -356,13 +360,10 @@ def test_an_interrupted_build_writes_stats_and_resumes(tmp_path, sig):
     out = tmp_path / "ave"
     with FakeOpenAIServer(latency=0.3) as server:
         # one worker: the shards finish one after another, so the first staged shard leaves three more (1.8 s) to
-        # interrupt; with several workers sharing one request slot they all finish within the last request or two
-        args = [
-            sys.executable,
-            "-m",
-            "avuie",
-            *build_args(out, server, "--concurrency", "1", "--workers", "1"),
-        ]
+        # interrupt. The child gets Ctrl-C's default handler back: a process whose parent ignores SIGINT (as
+        # this pytest process may, after Ray or torch.distributed ran in it) inherits the ignore across exec.
+        build = build_args(out, server, "--concurrency", "1", "--workers", "1")
+        args = [sys.executable, "-c", WITH_CTRL_C, *build]
         proc = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
         )
